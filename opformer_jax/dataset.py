@@ -5,9 +5,13 @@ Schema version 1 (documented in README.md, "Data format"). A file holds
 per frame (N frames, frames of one sequence contiguous):
   kp2d        float32 (N, J, 2)  2D keypoints in pixels (detected or GT).
   conf        float32 (N, J)     2D confidence in [0, 1] (1 where unknown).
-  kp3d        float32 (N, J, 3)  3D joints in the camera frame, mm, absolute.
-  kp3d_image  float32 (N, J, 3)  optional image-space label: x, y = pinhole
-                                 projection (px); z = (Z - Z_root) / factor.
+  kp3d        float32 (N, J, 3)  3D joints in the camera frame (x right, y
+                                 down, z forward), mm, absolute.
+  kp3d_image  float32 (N, J, 3)  image-space label: x, y = pinhole projection
+                                 (px, no distortion); z = (Z - Z_root) /
+                                 factor (px at the root depth).
+                                 At least one of kp3d, kp3d_image is present
+                                 (MotionBERT's pickle has only the latter).
   factor      float32 (N,)       optional 2.5D factor (mm per px at the root
                                  depth) such that kp3d_image * factor is in mm.
   valid       bool    (N,)       optional; frames that are scored (3DHP).
@@ -50,7 +54,7 @@ _PER_FRAME = ("kp2d", "conf", "kp3d", "kp3d_image", "factor", "valid")
 _PER_SEQ = ("seq_name", "seq_subject", "seq_action", "seq_camera",
             "seq_image_size", "seq_fps")
 _SCALARS = ("schema_version", "layout", "input_2d", "source", "synthetic")
-_OPTIONAL = ("kp3d_image", "factor", "valid")
+_OPTIONAL = ("kp3d", "kp3d_image", "factor", "valid")
 REQUIRED = tuple(f for f in _PER_FRAME + _PER_SEQ + _SCALARS + ("seq_offsets",)
                  if f not in _OPTIONAL)
 
@@ -116,6 +120,9 @@ def validate(arrays: dict, path: str = "<arrays>") -> None:
   for f in REQUIRED:
     if f not in arrays:
       raise _err(path, f, f"missing (required fields: {', '.join(REQUIRED)})")
+  if "kp3d" not in arrays and "kp3d_image" not in arrays:
+    raise _err(path, "kp3d", "missing: a file needs kp3d (camera mm) or "
+               "kp3d_image (image space), or both")
   version = int(np.asarray(arrays["schema_version"]))
   if version != SCHEMA_VERSION:
     raise _err(path, "schema_version",

@@ -1,0 +1,89 @@
+"""The full set of config fields with defaults; config files override them.
+
+Every experiment config in `configs/` starts from `base_config()`, so a field
+exists in every config and an override with a typo fails at start-up
+(`--config.model.dpeth=4` -> "Did you mean depth?").
+"""
+
+import ml_collections
+from ml_collections import config_dict
+
+
+def base_config() -> ml_collections.ConfigDict:
+  """Paper defaults (OPFormer, H36M, T = 243) for every field."""
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+
+  m = c.model = ml_collections.ConfigDict()
+  m.depth = 8                  # L loops (paper Table 5 best).
+  m.dim = 512                  # C.
+  m.num_heads = 8              # Not stated in the paper: DSTformer's value.
+  m.mlp_ratio = 2.0            # Likewise.
+  m.qkv_bias = True
+  m.drop_rate = 0.0            # Dropout after attention proj and MLP.
+  m.attn_drop_rate = 0.0
+  m.drop_path_rate = 0.0       # Linearly increasing over the L loops.
+  m.max_frames = 243           # Temporal embedding length; any T <= this.
+  m.layout = "h36m17"          # Joint order: 'h36m17' or 'mpi17'.
+  m.origin = "hip"             # Paper Table 6: 'hip', 'spine', 'thorax'.
+  m.part_weights = "shared"    # 'shared' (paper eqs.) or 'per_part'.
+  # Paper Table 4: 'full', 'temporal_part', 'temporal_spatial',
+  # 'independent_parts'.
+  m.variant = "full"
+  m.temporal_embed = "every_loop"  # Paper; 'once' = MotionBERT.
+  m.pre_logits_dim = 0         # >0: MotionBERT-style Linear+tanh pre-logits.
+  m.origin_merge_init = "mean"  # W_O init: 'mean' of the 5 copies, 'normal'.
+  m.dtype = "float32"          # Compute dtype: 'float32' or 'bfloat16'.
+  m.remat = False              # Recompute each loop in the backward pass.
+  m.attention_impl = "einsum"  # 'einsum', 'xla' or 'cudnn' (GPU, bf16).
+  m.ln_eps = 1e-6
+
+  d = c.data = ml_collections.ConfigDict()
+  d.name = "h36m"              # Selects the evaluation protocol.
+  d.train_path = config_dict.placeholder(str)  # Project NPZ files.
+  d.test_path = config_dict.placeholder(str)
+  d.num_frames = 243           # T.
+  d.train_stride = 81          # T // 3 (MotionBERT / MotionAGFormer).
+  d.test_stride = 243          # Non-overlapping test clips.
+  d.test_tail = "drop"         # 'drop' (MotionBERT) or 'last' (VideoPose3D).
+  d.input_2d = "file"          # 'file' = the file's kp2d; 'gt' = projection.
+  d.label_space = "image"      # 'image' (2.5D, MotionBERT) or 'camera'.
+  d.flip_prob = 0.5
+  d.num_workers = 0            # Grain worker processes (0 = in-process).
+  d.prefetch = 4
+
+  t = c.train = ml_collections.ConfigDict()
+  t.batch_size = 4             # Micro-batch (global, over all devices).
+  t.accum_steps = 8            # optax.MultiSteps: 4 x 8 = 32 clips/update.
+  t.num_epochs = 120
+  t.max_updates = -1           # >0: stop after this many optimizer updates.
+  t.log_every = 50             # Micro-steps between metric logs.
+  t.eval_every_epochs = 1.0    # Validation (and best checkpoint) period.
+  t.checkpoint_every = 500     # Micro-steps between periodic checkpoints.
+  t.eval_max_clips = -1        # >0: validate on a prefix (fast feedback).
+  t.compilation_cache = "~/.cache/opformer_jax/jax"
+
+  o = c.optim = ml_collections.ConfigDict()
+  o.name = "adam"              # 'adam' (paper) or 'adamw' (MotionBERT).
+  o.lr = 2e-4
+  o.lr_decay = 0.99            # x per epoch of optimizer updates.
+  o.weight_decay = 0.0         # AdamW only; MotionBERT uses 0.01.
+  o.b1 = 0.9
+  o.b2 = 0.999
+  o.eps = 1e-8
+  o.grad_clip = 0.0            # >0: clip by global norm.
+
+  l = c.loss = ml_collections.ConfigDict()
+  l.w_pos = 1.0                # Paper eq. 16: position term.
+  l.w_vel = 20.0               # lambda_M (velocity); MotionBERT's value.
+  l.w_nmpjpe = 0.0             # MotionBERT adds 0.5 x N-MPJPE.
+
+  e = c.eval = ml_collections.ConfigDict()
+  e.batch_size = 8
+  e.flip_tta = True
+  # GT-2D scoring convention: 'motionagformer' keeps predicted xy,
+  # 'motionbert' overwrites it with the input xy (only depth predicted).
+  e.gt2d_convention = "motionagformer"
+  e.figures = True
+  e.attention_clips = 4        # Clips averaged in the attention-map figure.
+  return c

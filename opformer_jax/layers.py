@@ -1,0 +1,151 @@
+"""Transformer building blocks: attention, MLP, pre-LN block, stochastic ops.
+
+Randomness is explicit: layers take a `key` (a JAX PRNG key, or None for
+deterministic evaluation) instead of holding RNG state, so the training step
+derives every dropout mask from `fold_in(seed_key, step)` and a resumed run
+draws exactly the same masks as an uninterrupted one.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+# DSTformer's initialisation: trunc-normal(0.02) weights, zero biases.
+kernel_init = nnx.initializers.truncated_normal(stddev=0.02)
+
+
+def dropout(x: jax.Array, rate: float, key) -> jax.Array:
+  """Inverted dropout; identity when `key` is None or `rate` is 0."""
+  if key is None or rate == 0.0:
+    return x
+  keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
+  return jnp.where(keep, x / (1.0 - rate), 0).astype(x.dtype)
+
+
+def drop_path(x: jax.Array, rate, key) -> jax.Array:
+  """Stochastic depth: drops the residual branch per sample (axis 0).
+
+  `rate` may be traced (it varies over the scanned loops).
+  """
+  if key is None:
+    return x
+  keep_prob = 1.0 - rate
+  shape = (x.shape[0],) + (1,) * (x.ndim - 1)
+  keep = jax.random.bernoulli(key, keep_prob, shape)
+  return jnp.where(keep, x / keep_prob, 0).astype(x.dtype)
+
+
+def _fold(key, i):
+  return None if key is None else jax.random.fold_in(key, i)
+
+
+def attention_core(q, k, v, *, kv_len=None, impl="einsum", dropout_rate=0.0,
+                   key=None, return_weights=False):
+  """Multi-head scaled dot-product attention.
+
+  Args:
+    q, k, v: (N, L, H, D) queries, keys and values.
+    kv_len: optional (N,) int number of valid keys; keys at positions >=
+      kv_len are masked (padding of the shorter OParts).
+    impl: 'einsum' (plain XLA ops, can return weights), 'xla' or 'cudnn'
+      (`jax.nn.dot_product_attention`; 'cudnn' needs a GPU and bf16).
+    dropout_rate, key: attention-probability dropout (einsum only).
+    return_weights: also return the (N, H, L, L) probabilities.
+
+  Returns:
+    (N, L, H, D) outputs, and the weights when asked.
+  """
+  if impl in ("xla", "cudnn") and not return_weights and (
+      dropout_rate == 0.0 or key is None):
+    return jax.nn.dot_product_attention(
+        q, k, v, key_value_seq_lengths=kv_len,
+        implementation=None if impl == "xla" else "cudnn")
+  scale = q.shape[-1] ** -0.5
+  logits = jnp.einsum("nqhd,nkhd->nhqk", q * jnp.asarray(scale, q.dtype), k)
+  # Softmax in float32 whatever the compute dtype.
+  logits = logits.astype(jnp.float32)
+  if kv_len is not None:
+    valid = jnp.arange(k.shape[1])[None, :] < kv_len[:, None]  # (N, Lk)
+    logits = jnp.where(valid[:, None, None, :], logits,
+                       jnp.finfo(jnp.float32).min)
+  weights = jax.nn.softmax(logits, axis=-1)
+  probs = dropout(weights, dropout_rate, key).astype(v.dtype)
+  out = jnp.einsum("nhqk,nkhd->nqhd", probs, v)
+  return (out, weights) if return_weights else out
+
+
+class Attention(nnx.Module):
+  """Multi-head self-attention over the token axis of (N, L, C) inputs."""
+
+  def __init__(self, dim: int, num_heads: int, *, qkv_bias=True,
+               attn_drop=0.0, proj_drop=0.0, impl="einsum", dtype=None,
+               rngs: nnx.Rngs):
+    if dim % num_heads:
+      raise ValueError(f"model.dim={dim} is not divisible by "
+                       f"model.num_heads={num_heads}")
+    self.num_heads = num_heads
+    self.attn_drop = attn_drop
+    self.proj_drop = proj_drop
+    self.impl = impl
+    linear = functools.partial(nnx.Linear, kernel_init=kernel_init,
+                               dtype=dtype, rngs=rngs)
+    self.qkv = linear(dim, 3 * dim, use_bias=qkv_bias)
+    self.proj = linear(dim, dim)
+
+  def __call__(self, x, *, kv_len=None, key=None, return_weights=False):
+    n, l, c = x.shape
+    qkv = self.qkv(x).reshape(n, l, 3, self.num_heads, c // self.num_heads)
+    q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+    res = attention_core(q, k, v, kv_len=kv_len, impl=self.impl,
+                         dropout_rate=self.attn_drop, key=_fold(key, 0),
+                         return_weights=return_weights)
+    out, weights = res if return_weights else (res, None)
+    out = self.proj(out.reshape(n, l, c))
+    out = dropout(out, self.proj_drop, _fold(key, 1))
+    return (out, weights) if return_weights else out
+
+
+class Mlp(nnx.Module):
+  """Linear -> GELU -> Linear, with dropout after each."""
+
+  def __init__(self, dim: int, hidden: int, *, drop=0.0, dtype=None,
+               rngs: nnx.Rngs):
+    linear = functools.partial(nnx.Linear, kernel_init=kernel_init,
+                               dtype=dtype, rngs=rngs)
+    self.fc1 = linear(dim, hidden)
+    self.fc2 = linear(hidden, dim)
+    self.drop = drop
+
+  def __call__(self, x, *, key=None):
+    x = dropout(jax.nn.gelu(self.fc1(x), approximate=False), self.drop,
+                _fold(key, 0))
+    return dropout(self.fc2(x), self.drop, _fold(key, 1))
+
+
+class Block(nnx.Module):
+  """Pre-LN transformer block: x + Attn(LN(x)), then x + MLP(LN(x))."""
+
+  def __init__(self, dim: int, num_heads: int, mlp_ratio: float, *,
+               qkv_bias=True, drop=0.0, attn_drop=0.0, impl="einsum",
+               eps=1e-6, dtype=None, rngs: nnx.Rngs):
+    self.norm1 = nnx.LayerNorm(dim, epsilon=eps, dtype=dtype, rngs=rngs)
+    self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias,
+                          attn_drop=attn_drop, proj_drop=drop, impl=impl,
+                          dtype=dtype, rngs=rngs)
+    self.norm2 = nnx.LayerNorm(dim, epsilon=eps, dtype=dtype, rngs=rngs)
+    self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=drop, dtype=dtype,
+                   rngs=rngs)
+
+  def __call__(self, x, *, kv_len=None, key=None, drop_path_rate=None,
+               return_weights=False):
+    """Args: x (N, L, C); kv_len (N,) valid tokens; returns (N, L, C)."""
+    dp_key = lambda i: (None if drop_path_rate is None else _fold(key, i))
+    res = self.attn(self.norm1(x), kv_len=kv_len, key=_fold(key, 0),
+                    return_weights=return_weights)
+    y, weights = res if return_weights else (res, None)
+    x = x + drop_path(y, drop_path_rate, dp_key(2))
+    x = x + drop_path(self.mlp(self.norm2(x), key=_fold(key, 1)),
+                      drop_path_rate, dp_key(3))
+    return (x, weights) if return_weights else x

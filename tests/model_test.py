@@ -1,0 +1,279 @@
+"""Tests of the OPFormer network: part locality, padding, origin merge."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from opformer_jax import config_lib
+from opformer_jax import layers
+from opformer_jax import model as model_lib
+from opformer_jax import skeleton
+
+
+def tiny_cfg(**kw):
+  cfg = config_lib.base_config().model
+  cfg.update(depth=2, dim=32, num_heads=4, max_frames=27)
+  cfg.update(kw)
+  return cfg
+
+
+def rand(shape, seed=0):
+  return jnp.asarray(np.random.default_rng(seed).normal(size=shape),
+                     jnp.float32)
+
+
+# A non-constant perturbation: LayerNorm would cancel a constant shift.
+KICK = 3.0 * rand((32,), seed=9)
+
+
+def make_branch(**kw):
+  cfg = tiny_cfg(**kw)
+  block_fn = lambda r: layers.Block(cfg.dim, cfg.num_heads, cfg.mlp_ratio,
+                                    rngs=r)
+  return model_lib.PartBranch(cfg, block_fn, rngs=nnx.Rngs(params=1)), cfg
+
+
+@pytest.mark.parametrize("part_weights", ["shared", "per_part"])
+@pytest.mark.parametrize("origin", ["hip", "thorax"])
+def test_padded_vmapped_part_attention_equals_unpadded_loop(part_weights,
+                                                            origin):
+  branch, cfg = make_branch(part_weights=part_weights, origin=origin,
+                            origin_merge_init="normal")
+  x = rand((2, 3, 17, cfg.dim))
+  got = branch(x)
+
+  tab = branch.table
+  state = nnx.state(branch.block)
+  graphdef = nnx.graphdef(branch.block)
+  want = np.zeros_like(np.asarray(got))
+  origin_copies = []
+  for p, joints in enumerate(tab.parts):
+    st = state if part_weights == "shared" else jax.tree.map(
+        lambda a, p=p: a[p], state)
+    block = nnx.merge(graphdef, st)
+    tokens = x[:, :, list(joints)].reshape(6, len(joints), cfg.dim)
+    out = np.asarray(block(tokens)).reshape(2, 3, len(joints), cfg.dim)
+    for i, j in enumerate(joints):
+      if j == tab.origin:
+        origin_copies.append(out[:, :, i])
+      else:
+        want[:, :, j] = out[:, :, i]
+  merged = branch.origin_merge(jnp.concatenate(origin_copies, axis=-1))
+  want[:, :, tab.origin] = np.asarray(merged)
+  np.testing.assert_allclose(np.asarray(got), want, atol=2e-5)
+
+
+def test_part_branch_is_local_except_through_the_origin():
+  branch, cfg = make_branch()
+  tab = branch.table
+  x = rand((1, 2, 17, cfg.dim))
+  base = np.asarray(branch(x))
+  for p, joints in enumerate(tab.parts):
+    for q, other in enumerate(tab.parts):
+      if p == q:
+        continue
+      # Perturb a non-origin joint of part q: part p's own joints unchanged.
+      moved = x.at[:, :, other[-1]].add(KICK)
+      out = np.asarray(branch(moved))
+      for j in joints[1:]:
+        np.testing.assert_allclose(out[:, :, j], base[:, :, j], atol=1e-6)
+  # Perturbing the origin changes every joint.
+  out = np.asarray(branch(x.at[:, :, tab.origin].add(KICK)))
+  assert (np.abs(out - base).max(axis=(0, 1, 3)) > 1e-4).all()
+
+
+def test_origin_merge_sees_all_five_origin_copies():
+  branch, cfg = make_branch()
+  tab = branch.table
+  assert branch.origin_merge.kernel.shape == (5 * cfg.dim, cfg.dim)
+  x = rand((1, 2, 17, cfg.dim))
+  base = np.asarray(branch(x))[:, :, tab.origin]
+  for joints in tab.parts:
+    out = np.asarray(branch(x.at[:, :, joints[-1]].add(KICK)))
+    assert np.abs(out[:, :, tab.origin] - base).max() > 1e-4
+
+
+def test_origin_merge_starts_as_mean_of_copies():
+  branch, cfg = make_branch(origin_merge_init="mean")
+  copies = rand((4, 5 * cfg.dim))
+  want = np.asarray(copies).reshape(4, 5, cfg.dim).mean(1)
+  np.testing.assert_allclose(np.asarray(branch.origin_merge(copies)), want,
+                             atol=1e-5)
+
+
+def test_full_model_output_depends_on_all_joints():
+  model = model_lib.build_model(tiny_cfg())
+  x = rand((1, 9, 17, 3))
+  base = np.asarray(model(x))
+  for j in range(17):
+    out = np.asarray(model(x.at[:, 4, j, :2].add(0.5)))
+    # Every joint of every frame reacts (spatial + temporal mixing).
+    assert (np.abs(out - base).max(axis=-1) > 0).all(), j
+
+
+def test_independent_parts_have_no_cross_part_path():
+  cfg = tiny_cfg(variant="independent_parts")
+  tab = model_lib.part_table(cfg)
+  assert tab.origin is None and tab.num_parts == 6
+  assert sorted(j for p in tab.parts for j in p) == list(range(17))
+  branch, _ = make_branch(variant="independent_parts")
+  assert not hasattr(branch, "origin_merge")
+  x = rand((1, 2, 17, cfg.dim))
+  base = np.asarray(branch(x))
+  out = np.asarray(branch(x.at[:, :, 0].add(KICK)))  # hip: its own part
+  changed = np.abs(out - base).max(axis=(0, 1, 3)) > 1e-6
+  assert changed.tolist() == [True] + [False] * 16
+
+
+@pytest.mark.parametrize("layout", ["h36m17", "mpi17"])
+def test_flip_maps_parts_to_mirrored_parts(layout):
+  lay = skeleton.get_layout(layout)
+  perm = np.asarray(lay.flip_perm)
+  np.testing.assert_array_equal(perm[perm], np.arange(lay.num_joints))
+  for j, name in enumerate(lay.joints):
+    mirrored = lay.joints[perm[j]]
+    swap = {"l_": "r_", "r_": "l_"}
+    want = swap[name[:2]] + name[2:] if name[:2] in swap else name
+    assert mirrored == want
+  bones = {tuple(sorted(b)) for b in lay.bones}
+  assert {tuple(sorted(perm[list(b)])) for b in bones} == bones
+  for origin in skeleton.ORIGINS:
+    tab = skeleton.part_table(layout, origin)
+    sets = [frozenset(p) for p in tab.parts]
+    mirror = {"right_leg": "left_leg", "left_leg": "right_leg",
+              "trunk": "trunk", "left_arm": "right_arm",
+              "right_arm": "left_arm"}
+    for name, part in zip(skeleton.PART_NAMES, sets):
+      want = sets[skeleton.PART_NAMES.index(mirror[name])]
+      assert frozenset(perm[list(part)]) == want
+
+
+def test_flip_pose_negates_x_and_swaps_channels_with_joints():
+  pose = rand((4, 17, 3))
+  flipped = np.asarray(skeleton.flip_pose(pose))
+  np.testing.assert_allclose(flipped[:, 1, 0], -np.asarray(pose)[:, 4, 0])
+  np.testing.assert_allclose(flipped[:, 1, 2], np.asarray(pose)[:, 4, 2])
+  np.testing.assert_allclose(skeleton.flip_pose(flipped), pose)
+
+
+@pytest.mark.parametrize("origin", skeleton.ORIGINS)
+@pytest.mark.parametrize("layout", ["h36m17", "mpi17"])
+def test_part_tables_cover_every_joint_once(layout, origin):
+  tab = skeleton.part_table(layout, origin)
+  lay = skeleton.get_layout(layout)
+  assert tab.origin == lay.parts[origin][0]
+  assert all(p[0] == tab.origin for p in tab.parts)
+  rest = sorted(j for p in tab.parts for j in p[1:])
+  assert rest == sorted(set(range(17)) - {tab.origin})
+  assert tab.part_len.tolist() == [4, 4, 5, 4, 4]
+
+
+@pytest.mark.parametrize("variant", model_lib.VARIANTS)
+@pytest.mark.parametrize("part_weights", ["shared", "per_part"])
+def test_variants_build_and_run(variant, part_weights):
+  model = model_lib.build_model(tiny_cfg(variant=variant,
+                                         part_weights=part_weights, depth=1))
+  y = model(rand((2, 5, 17, 3)))
+  assert y.shape == (2, 5, 17, 3) and y.dtype == jnp.float32
+  assert np.isfinite(np.asarray(y)).all()
+  if part_weights == "per_part" and variant != "temporal_spatial":
+    qkv = model.loops.part.block.attn.qkv.kernel
+    num_parts = 6 if variant == "independent_parts" else 5
+    assert qkv.shape == (1, num_parts, 32, 96)  # (depth, parts, C, 3C)
+
+
+def test_mpi_layout_and_origins_run():
+  for origin in skeleton.ORIGINS:
+    model = model_lib.build_model(tiny_cfg(layout="mpi17", origin=origin,
+                                           depth=1))
+    assert model(rand((1, 3, 17, 3))).shape == (1, 3, 17, 3)
+
+
+def test_any_length_up_to_max_frames_and_clear_errors():
+  model = model_lib.build_model(tiny_cfg(depth=1))
+  for t in (1, 2, 27):
+    assert model(rand((1, t, 17, 3))).shape == (1, t, 17, 3)
+  with pytest.raises(ValueError, match="max_frames=27"):
+    model(rand((1, 28, 17, 3)))
+  with pytest.raises(ValueError, match=r"expected \(B, T, 17, 3\)"):
+    model(rand((1, 9, 16, 3)))
+
+
+def test_temporal_embedding_modes_differ_and_both_run():
+  x = rand((1, 9, 17, 3))
+  a = model_lib.build_model(tiny_cfg(temporal_embed="every_loop"))(x)
+  b = model_lib.build_model(tiny_cfg(temporal_embed="once"))(x)
+  assert np.abs(np.asarray(a) - np.asarray(b)).max() > 1e-6
+
+
+def test_dropout_is_a_function_of_the_key():
+  model = model_lib.build_model(tiny_cfg(drop_rate=0.2, attn_drop_rate=0.1,
+                                         drop_path_rate=0.2))
+  x = rand((2, 9, 17, 3))
+  k = jax.random.key(3)
+  np.testing.assert_array_equal(model(x, key=k), model(x, key=k))
+  assert np.abs(np.asarray(model(x, key=k)) -
+                np.asarray(model(x, key=jax.random.key(4)))).max() > 1e-6
+  np.testing.assert_array_equal(model(x), model(x))  # key None: eval
+
+
+def test_remat_and_bf16_options():
+  x = rand((2, 9, 17, 3))
+  y = rand((2, 9, 17, 3), seed=1)
+
+  def grads(cfg):
+    model = model_lib.build_model(cfg)
+    loss = lambda m: jnp.mean((m(x) - y) ** 2)
+    return nnx.grad(loss)(model)
+  g0 = grads(tiny_cfg())
+  g1 = grads(tiny_cfg(remat=True))
+  for a, b in zip(jax.tree.leaves(g0), jax.tree.leaves(g1)):
+    np.testing.assert_allclose(a, b, atol=1e-6)
+  model = model_lib.build_model(tiny_cfg(dtype="bfloat16"))
+  out = model(x)
+  assert out.dtype == jnp.float32
+  assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(
+      nnx.state(model, nnx.Param)))
+  ref = model_lib.build_model(tiny_cfg())(x)
+  assert np.abs(np.asarray(out) - np.asarray(ref)).max() < 0.1
+
+
+def test_no_retrace_across_calls_with_same_shapes():
+  model = model_lib.build_model(tiny_cfg(depth=1))
+  graphdef, state = nnx.split(model)
+  traces = []
+
+  @jax.jit
+  def apply(state, x):
+    traces.append(1)
+    return nnx.merge(graphdef, state)(x)
+  for seed in range(3):
+    apply(state, rand((2, 9, 17, 3), seed))
+  assert len(traces) == 1
+  apply(state, rand((2, 5, 17, 3)))
+  assert len(traces) == 2
+
+
+def test_attention_implementations_agree():
+  q, k, v = (rand((6, 5, 2, 8), s) for s in range(3))
+  kv_len = jnp.array([5, 4, 4, 3, 5, 1])
+  ref = layers.attention_core(q, k, v, kv_len=kv_len, impl="einsum")
+  xla = layers.attention_core(q, k, v, kv_len=kv_len, impl="xla")
+  np.testing.assert_allclose(ref, xla, atol=1e-5)
+  # A masked key gets zero weight.
+  _, w = layers.attention_core(q, k, v, kv_len=kv_len, return_weights=True)
+  assert float(jnp.abs(w[5, :, :, 1:]).max()) == 0.0
+
+
+def test_flops_count_matches_xla_cost_analysis_roughly():
+  cfg = tiny_cfg(dim=64, depth=1)
+  model = model_lib.build_model(cfg)
+  graphdef, state = nnx.split(model)
+  x = jnp.zeros((1, 27, 17, 3))
+  fn = jax.jit(lambda s, x: nnx.merge(graphdef, s)(x))
+  xla = fn.lower(state, x).compile().cost_analysis()["flops"]
+  ours = model_lib.flops_per_clip(cfg, 27)["total"]
+  # XLA also counts elementwise ops and the padded part tokens.
+  assert 0.9 * ours < xla < 1.6 * ours, (ours, xla)
