@@ -87,3 +87,42 @@ def base_config() -> ml_collections.ConfigDict:
   e.figures = True
   e.attention_clips = 4        # Clips averaged in the attention-map figure.
   return c
+
+
+def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
+  """Parses a config-file argument like 't81,gt,origin=spine'.
+
+  Each comma-separated item is `key=value` (value converted to the type of
+  `defaults[key]`) or a bare `flag`, which sets a bool default to True or,
+  for a key listed in `defaults['_aliases']`, expands to key=value pairs.
+  Unknown keys fail loudly.
+  """
+  aliases = defaults.pop("_aliases", {})
+  out = ml_collections.ConfigDict(defaults)
+  for item in filter(None, (arg or "").split(",")):
+    item = item.strip()
+    if item in aliases:
+      for k, v in aliases[item].items():
+        out[k] = v
+      continue
+    key, eq, value = item.partition("=")
+    if key not in defaults:
+      known = sorted(set(defaults) | set(aliases))
+      raise ValueError(f"unknown config argument {key!r}; known: {known}")
+    if not eq:
+      if not isinstance(defaults[key], bool):
+        raise ValueError(f"config argument {key!r} needs a value ({key}=...)")
+      out[key] = True
+    elif isinstance(defaults[key], bool):
+      out[key] = value.lower() in ("1", "true", "yes")
+    else:
+      out[key] = type(defaults[key])(value)
+  return out
+
+
+def set_frames(config: ml_collections.ConfigDict, num_frames: int) -> None:
+  """T for data and model, with the strides of MotionAGFormer (T // 3, T)."""
+  config.data.num_frames = num_frames
+  config.data.train_stride = max(1, num_frames // 3)
+  config.data.test_stride = num_frames
+  config.model.max_frames = num_frames

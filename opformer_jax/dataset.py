@@ -208,6 +208,10 @@ def save(path: str, arrays: dict) -> None:
   try:
     with os.fdopen(fd, "wb") as f:
       np.savez(f, **out)
+    # mkstemp creates 0600 files; give the result the usual umask mode.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     os.replace(tmp, path)
   except BaseException:
     if os.path.exists(tmp):

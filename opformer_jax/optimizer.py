@@ -9,6 +9,7 @@ optimizer updates: lr = lr0 * decay ** (updates // updates_per_epoch).
 
 import ml_collections
 import optax
+from flax import nnx
 
 
 def updates_per_epoch(steps_per_epoch: int, accum_steps: int) -> int:
@@ -53,17 +54,19 @@ def make(config: ml_collections.ConfigDict,
   return optax.MultiSteps(inner, every_k_schedule=accum, use_grad_mean=True)
 
 
-def _inner_hparams(inner_state):
-  if isinstance(inner_state, tuple):  # chain(clip, adam)
-    inner_state = inner_state[-1]
-  return inner_state.hyperparams
+def _value(x):
+  # Inside nnx.Optimizer the leaves are wrapped in nnx variables.
+  return x[...] if isinstance(x, nnx.Variable) else x
 
 
 def learning_rate(opt_state: optax.MultiStepsState):
   """The lr the next optimizer update will use."""
-  return _inner_hparams(opt_state.inner_opt_state)["learning_rate"]
+  inner = opt_state.inner_opt_state
+  if not hasattr(inner, "hyperparams"):  # chain(clip, inject(adam))
+    inner = inner[-1]
+  return _value(inner.hyperparams["learning_rate"])
 
 
 def num_updates(opt_state: optax.MultiStepsState):
   """Optimizer updates applied so far (not micro-steps)."""
-  return opt_state.gradient_step
+  return _value(opt_state.gradient_step)
