@@ -60,7 +60,7 @@ def _value(x):
 
 
 def learning_rate(opt_state: optax.MultiStepsState):
-  """The lr the next optimizer update will use."""
+  """The lr of the most recent optimizer update (lr0 before the first)."""
   inner = opt_state.inner_opt_state
   if not hasattr(inner, "hyperparams"):  # chain(clip, inject(adam))
     inner = inner[-1]

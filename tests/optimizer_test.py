@@ -1,0 +1,82 @@
+"""Tests of the optimizer: lr per epoch of updates, accumulation."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from opformer_jax import config_lib
+from opformer_jax import optimizer
+
+
+def make_config(**optim):
+  c = config_lib.base_config()
+  c.train.accum_steps = 4
+  c.optim.update(optim)
+  return c
+
+
+def test_lr_decays_once_per_epoch_counted_in_optimizer_updates():
+  config = make_config(lr=1.0, lr_decay=0.5)
+  steps_per_epoch = 12                   # micro-batches -> 3 updates/epoch
+  tx = optimizer.make(config, steps_per_epoch)
+  params = {"w": jnp.zeros(3)}
+  state = tx.init(params)
+  steps = []
+  for _ in range(3 * steps_per_epoch):
+    upd, state = tx.update({"w": jnp.ones(3)}, state, params)
+    new = optax.apply_updates(params, upd)
+    steps.append(float(params["w"][0] - new["w"][0]))
+    params = new
+  assert int(optimizer.num_updates(state)) == 9   # 36 micro-steps / 4
+  # Adam with a constant gradient moves each parameter by exactly its lr,
+  # so the step sizes are the lr schedule: applied on micro-steps 4, 8, ...
+  # and halved after every 3 updates (one epoch of 12 micro-steps).
+  applied = [s for s in steps if s != 0]
+  assert [i for i, s in enumerate(steps) if s != 0] == list(range(3, 36, 4))
+  np.testing.assert_allclose(applied, [1, 1, 1, .5, .5, .5, .25, .25, .25],
+                             rtol=1e-6)
+  assert float(optimizer.learning_rate(state)) == 0.25
+
+
+def test_params_change_only_on_every_kth_micro_step():
+  tx = optimizer.make(make_config(lr=0.1), 100)
+  params = {"w": jnp.zeros(2)}
+  state = tx.init(params)
+  seen = []
+  for _ in range(8):
+    upd, state = tx.update({"w": jnp.ones(2)}, state, params)
+    params = optax.apply_updates(params, upd)
+    seen.append(float(params["w"][0]))
+  changed = [i + 1 for i in range(8) if seen[i] != (seen[i - 1] if i else 0)]
+  assert changed == [4, 8]
+
+
+def test_accumulated_update_equals_one_big_batch_adam_step():
+  rng = np.random.default_rng(0)
+  grads = [{"w": jnp.asarray(rng.normal(size=5), jnp.float32)}
+           for _ in range(4)]
+  c = make_config(lr=0.01)
+  tx = optimizer.make(c, 100)
+  params = {"w": jnp.ones(5)}
+  state = tx.init(params)
+  p = params
+  for g in grads:
+    upd, state = tx.update(g, state, p)
+    p = optax.apply_updates(p, upd)
+  ref = optax.adam(0.01)
+  mean = jax.tree.map(lambda *g: sum(g) / 4, *grads)
+  upd, _ = ref.update(mean, ref.init(params), params)
+  np.testing.assert_allclose(p["w"], optax.apply_updates(params, upd)["w"],
+                             rtol=1e-6)
+
+
+def test_adamw_weight_decay_and_bad_names():
+  tx = optimizer.make(make_config(name="adamw", weight_decay=0.5, lr=0.1),
+                      100)
+  assert tx is not None
+  with pytest.raises(ValueError, match="adamw"):
+    optimizer.make(make_config(weight_decay=0.1), 100)
+  with pytest.raises(ValueError, match="sgd"):
+    optimizer.make(make_config(name="sgd"), 100)
