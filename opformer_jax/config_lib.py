@@ -58,9 +58,11 @@ def base_config() -> ml_collections.ConfigDict:
   t.num_epochs = 120
   t.max_updates = -1           # >0: stop after this many optimizer updates.
   t.log_every = 50             # Micro-steps between metric logs.
-  t.eval_every_epochs = 1.0    # Validation (and best checkpoint) period.
+  t.eval_every_epochs = 1.0    # Validation (and best checkpoint) period;
+                               # <= 0: no validation while training.
   t.checkpoint_every = 500     # Micro-steps between periodic checkpoints.
   t.eval_max_clips = -1        # >0: validate on a prefix (fast feedback).
+  t.final_eval = True          # Full protocol on the best step at the end.
   t.compilation_cache = "~/.cache/opformer_jax/jax"
 
   o = c.optim = ml_collections.ConfigDict()

@@ -67,8 +67,8 @@ def make_train_step(graphdef, config: ml_collections.ConfigDict):
     err_mm = jnp.linalg.norm(pred - batch["kp3d"], axis=-1) * batch[
         "scale_mm"][..., None]
     measurements = {
-        "loss": loss, "lr": lr, "grad_norm": optax.global_norm(grads),
-        "param_norm": optax.global_norm(nnx.state(model, nnx.Param)),
+        "loss": loss, "lr": lr, "grad_norm": optax.tree.norm(grads),
+        "param_norm": optax.tree.norm(nnx.state(model, nnx.Param)),
         "train_mpjpe_mm": jnp.mean(err_mm),
         **{f"loss_{k}": v for k, v in terms.items()}}
     return nnx.state((model, opt)), measurements
@@ -102,7 +102,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   if config.train.max_updates > 0:
     total_steps = min(total_steps,
                       config.train.max_updates * config.train.accum_steps)
-  eval_every = max(1, round(config.train.eval_every_epochs * steps_per_epoch))
+  eval_every = (max(1, round(config.train.eval_every_epochs * steps_per_epoch))
+                if config.train.eval_every_epochs > 0 else None)
 
   # ---------------------------------------------------- model & optimizer ---
   model = model_lib.build_model(config.model, config.seed)
@@ -183,7 +184,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       step += 1
       clips0 += config.train.batch_size
       bar.update(1)
-      do_eval = step % eval_every == 0 or step == total_steps
+      do_eval = eval_every is not None and (
+          step % eval_every == 0 or step == total_steps)
       if step % config.train.log_every == 0 or do_eval:
         check_finite()
         meas = {k: float(v) for k, v in jax.device_get(meas).items()}
@@ -205,7 +207,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
         save(val)
         last_good = step
         t0, clips0 = time.perf_counter(), 0
-      elif step % config.train.checkpoint_every == 0:
+      elif (step % config.train.checkpoint_every == 0 or
+            step == total_steps):
         check_finite()
         save()
         last_good = step
@@ -214,7 +217,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     mngr.wait_until_finished()
     writer.close()
 
-  results = evaluate.evaluate(config, workdir, step="best")
+  results = (evaluate.evaluate(config, workdir, step="best")
+             if config.train.final_eval else None)
   return {"step": step, "val_mpjpe": best, "results": results}
 
 

@@ -5,9 +5,8 @@ import pathlib
 
 import pytest
 
-# Eight CPU devices let data-parallel tests run without a GPU; the rest of the
-# suite uses device 0 only. Must happen before JAX initialises its backend.
-os.environ.setdefault("JAX_NUM_CPU_DEVICES", "8")
+# One CPU device in-process; tests of data parallelism start subprocesses
+# with JAX_NUM_CPU_DEVICES=8.
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import jax  # noqa: E402

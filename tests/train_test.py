@@ -1,0 +1,277 @@
+"""Tests of training: steps, accumulation, data parallel, resume, failures."""
+
+import json
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from opformer_jax import checkpointing
+from opformer_jax import config_lib
+from opformer_jax import model as model_lib
+from opformer_jax import optimizer as optimizer_lib
+from opformer_jax import parallel
+from opformer_jax import train
+
+import conftest
+
+REPO = conftest.REPO
+
+
+def tiny_config(data_dir, **train_kw):
+  """A depth-1, dim-32, T=9 config over the toy splits in `data_dir`."""
+  c = config_lib.base_config()
+  c.data.name = "toy"
+  c.data.train_path = str(data_dir / "train.npz")
+  c.data.test_path = str(data_dir / "test.npz")
+  config_lib.set_frames(c, 9)
+  c.model.update(depth=1, dim=32, num_heads=2)
+  c.train.update(batch_size=4, accum_steps=2, num_epochs=2, log_every=2,
+                 eval_every_epochs=-1, checkpoint_every=3, final_eval=False,
+                 compilation_cache="")
+  c.train.update(train_kw)
+  c.optim.lr = 1e-3
+  c.eval.batch_size = 8
+  return c
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+  d = tmp_path_factory.mktemp("toy")
+  conftest.write_toy_split(d / "train.npz", num_seqs=4, length=30)
+  conftest.write_toy_split(d / "test.npz", num_seqs=2, length=20, seed=1)
+  return d
+
+
+def params_of(config, workdir, step="latest"):
+  model, _, _ = checkpointing.restore_model(config, str(workdir), step)
+  return jax.tree.map(np.asarray, nnx.state(model, nnx.Param))
+
+
+def assert_trees_close(a, b, atol):
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_allclose(x, y, atol=atol)
+
+
+def random_batch(b, t=9, seed=0):
+  rng = np.random.default_rng(seed)
+  return {"kp2d": rng.normal(size=(b, t, 17, 3)).astype("f4"),
+          "kp3d": rng.normal(size=(b, t, 17, 3)).astype("f4") * 0.1,
+          "scale_mm": np.full((b, t), 500.0, "f4")}
+
+
+def build_state(config, steps_per_epoch=100):
+  model = model_lib.build_model(config.model, config.seed)
+  opt = nnx.Optimizer(model, optimizer_lib.make(config, steps_per_epoch),
+                      wrt=nnx.Param)
+  return nnx.split((model, opt))
+
+
+def test_accumulating_8_micro_batches_equals_one_batch_of_8x(data_dir):
+  big = random_batch(16)
+  c_acc = tiny_config(data_dir, accum_steps=8)
+  c_one = tiny_config(data_dir, accum_steps=1)
+  c_acc.loss.w_vel = c_one.loss.w_vel = 1.0
+  graphdef, state = build_state(c_acc)
+  step_fn = jax.jit(train.make_train_step(graphdef, c_acc))
+  for i in range(8):
+    micro = {k: v[2 * i:2 * i + 2] for k, v in big.items()}
+    state, _ = step_fn(state, micro, jnp.int32(i))
+  graphdef1, state1 = build_state(c_one)
+  state1, _ = jax.jit(train.make_train_step(graphdef1, c_one))(
+      state1, big, jnp.int32(0))
+  p_acc = nnx.merge(graphdef, state)[0]
+  p_one = nnx.merge(graphdef1, state1)[0]
+  p0 = model_lib.build_model(c_one.model, c_one.seed)
+  assert_trees_close(nnx.state(p_acc, nnx.Param), nnx.state(p_one, nnx.Param),
+                     atol=2e-6)
+  moved = [np.abs(a - b).max() for a, b in zip(
+      jax.tree.leaves(nnx.state(p_one, nnx.Param)),
+      jax.tree.leaves(nnx.state(p0, nnx.Param)))]
+  assert max(moved) > 1e-4  # an update really happened
+
+
+def eight_vs_one_device_max_diff(data_dir):
+  """Runs 4 steps on 1 and on 8 devices; returns the max param difference.
+
+  Needs 8 devices: runs in a subprocess started with JAX_NUM_CPU_DEVICES=8.
+  """
+  c = tiny_config(data_dir, batch_size=8, accum_steps=2)
+  results = []
+  for devices in (jax.devices()[:1], jax.devices()[:8]):
+    mesh = parallel.make_mesh(devices)
+    graphdef, state = build_state(c)
+    state = parallel.replicate(state, mesh)
+    step_fn = jax.jit(train.make_train_step(graphdef, c), donate_argnums=0)
+    for i in range(4):
+      batch = parallel.to_global(random_batch(8, seed=i), mesh)
+      state, _ = step_fn(state, batch, jnp.int32(i))
+    assert len(jax.tree.leaves(state)[0].sharding.device_set) == len(devices)
+    assert batch["kp2d"].sharding.shard_shape((8, 9, 17, 3))[0] == 8 // len(
+        devices)
+    results.append(jax.tree.map(np.asarray, nnx.state(
+        nnx.merge(graphdef, state)[0], nnx.Param)))
+  return max(float(np.abs(a - b).max()) for a, b in zip(
+      jax.tree.leaves(results[0]), jax.tree.leaves(results[1])))
+
+
+def test_eight_devices_give_the_same_result_as_one(data_dir):
+  code = ("import pathlib, sys; sys.path.insert(0, 'tests'); import jax; "
+          "assert jax.device_count() == 8; import train_test; "
+          "print('DIFF', train_test.eight_vs_one_device_max_diff("
+          f"pathlib.Path({str(data_dir)!r})))")
+  run = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=_env(8),
+                       capture_output=True, text=True, timeout=600)
+  assert run.returncode == 0, run.stderr[-3000:]
+  diff = float(run.stdout.split("DIFF")[-1])
+  assert diff < 1e-5, diff
+
+
+def test_resumed_run_ends_with_the_parameters_of_an_uninterrupted_one(
+    data_dir, tmp_path):
+  c = tiny_config(data_dir, max_updates=6)     # 12 micro-steps
+  out = train.train_and_evaluate(c, str(tmp_path / "full"))
+  assert out["step"] == 12
+  half = tiny_config(data_dir, max_updates=3)
+  train.train_and_evaluate(half, str(tmp_path / "resumed"))
+  out = train.train_and_evaluate(c, str(tmp_path / "resumed"))
+  assert out["step"] == 12
+  assert_trees_close(params_of(c, tmp_path / "full"),
+                     params_of(c, tmp_path / "resumed"), atol=1e-6)
+  rows = [json.loads(l) for l in open(tmp_path / "full" / "metrics.jsonl")]
+  for key in ("loss", "lr", "grad_norm", "clips_per_s", "loss_vel"):
+    assert key in rows[-1], key
+  assert any(f.startswith("events") for f in os.listdir(tmp_path / "full" /
+                                                       "tb"))
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
+    data_dir, tmp_path):
+  c = tiny_config(data_dir, checkpoint_every=2, log_every=1)
+  c.optim.lr = 1e30
+  with pytest.raises(FloatingPointError, match="non-finite training loss"):
+    train.train_and_evaluate(c, str(tmp_path))
+  mngr = checkpointing.manager(str(tmp_path), read_only=True)
+  assert mngr.all_steps(), "a good checkpoint was kept"
+  params = params_of(c, tmp_path)
+  assert all(np.isfinite(p).all() for p in jax.tree.leaves(params))
+
+
+def test_validation_keeps_latest_and_best_and_evaluate_restores_best(
+    data_dir, tmp_path):
+  c = tiny_config(data_dir, eval_every_epochs=0.5, num_epochs=2,
+                  final_eval=True)
+  c.eval.figures = False
+  out = train.train_and_evaluate(c, str(tmp_path))
+  rows = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
+  vals = {r["step"]: r["val_mpjpe"] for r in rows if "val_mpjpe" in r}
+  assert len(vals) >= 3
+  mngr = checkpointing.manager(str(tmp_path), read_only=True)
+  best_step = min(vals, key=vals.get)
+  assert mngr.best_step() == best_step
+  assert set(mngr.all_steps()) == {best_step, max(vals)}
+  assert out["val_mpjpe"] == pytest.approx(vals[best_step])
+  res = json.load(open(tmp_path / "eval" / f"step_{best_step}" /
+                       "results.json"))
+  # The final protocol on the best step reproduces its validation number.
+  assert res["results"]["default"]["action_avg"]["mpjpe"] == pytest.approx(
+      vals[best_step], rel=1e-5)
+
+
+def _free_port():
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+_RUNNER = """
+import os, sys, json
+os.environ["JAX_PLATFORMS"] = "cpu"
+import jax
+pid, nproc, port, cfg_json, workdir = (int(sys.argv[1]), int(sys.argv[2]),
+                                       sys.argv[3], sys.argv[4], sys.argv[5])
+if nproc > 1:
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  jax.distributed.initialize(f"127.0.0.1:{port}", nproc, pid)
+import ml_collections
+from opformer_jax import train
+config = ml_collections.ConfigDict(json.loads(cfg_json))
+train.train_and_evaluate(config, workdir)
+"""
+
+
+def _env(devices):
+  env = dict(os.environ, PYTHONPATH=str(REPO), JAX_NUM_CPU_DEVICES=str(
+      devices), XLA_FLAGS="")
+  return env
+
+
+def test_two_processes_on_localhost_agree_with_one(data_dir, tmp_path):
+  c = tiny_config(data_dir, max_updates=2, batch_size=4)
+  cfg = json.dumps(c.to_dict())
+  port = str(_free_port())
+  procs = [subprocess.Popen(
+      [sys.executable, "-c", _RUNNER, str(i), "2", port, cfg,
+       str(tmp_path / "two")], env=_env(1), stdout=subprocess.PIPE,
+      stderr=subprocess.STDOUT, text=True) for i in range(2)]
+  for p in procs:
+    out, _ = p.communicate(timeout=600)
+    assert p.returncode == 0, out[-3000:]
+  one = subprocess.run(
+      [sys.executable, "-c", _RUNNER, "0", "1", "0", cfg,
+       str(tmp_path / "one")], env=_env(2), capture_output=True, text=True,
+      timeout=600)
+  assert one.returncode == 0, one.stdout[-2000:] + one.stderr[-3000:]
+  assert_trees_close(params_of(c, tmp_path / "one"),
+                     params_of(c, tmp_path / "two"), atol=1e-5)
+
+
+def test_killed_run_resumes_to_the_same_parameters(data_dir, tmp_path):
+  """SIGKILL during training (possibly mid-save), restart, compare."""
+  c = tiny_config(data_dir, max_updates=8, checkpoint_every=2)
+  cfg = json.dumps(c.to_dict())
+  cmd = [sys.executable, "-c", _RUNNER, "0", "1", "0", cfg]
+  ref = subprocess.run(cmd + [str(tmp_path / "ref")], env=_env(1),
+                       capture_output=True, text=True, timeout=600)
+  assert ref.returncode == 0, ref.stderr[-3000:]
+  workdir = tmp_path / "killed"
+  proc = subprocess.Popen(cmd + [str(workdir)], env=_env(1),
+                          stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+  ckpt = workdir / "checkpoints"
+  deadline = time.time() + 300
+  # Kill as soon as a second save starts: often while it is being written.
+  while time.time() < deadline and proc.poll() is None:
+    entries = os.listdir(ckpt) if ckpt.exists() else []
+    if len(entries) >= 2 or any("tmp" in e for e in entries[1:]):
+      break
+    time.sleep(0.01)
+  killed = proc.poll() is None
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  assert killed, "the run finished before it could be killed"
+  again = subprocess.run(cmd + [str(workdir)], env=_env(1),
+                         capture_output=True, text=True, timeout=600)
+  assert again.returncode == 0, again.stderr[-3000:]
+  assert_trees_close(params_of(c, tmp_path / "ref"), params_of(c, workdir),
+                     atol=1e-6)
+
+
+def test_config_typo_fails_at_start_up(tmp_path):
+  run = subprocess.run(
+      [sys.executable, "-m", "opformer_jax.train",
+       "--config=configs/quickstart.py", "--config.model.dpeth=4",
+       f"--workdir={tmp_path}"], cwd=REPO, capture_output=True, text=True,
+      timeout=120, env=_env(1))
+  assert run.returncode != 0
+  assert "depth" in run.stderr  # "Did you mean depth?"
+  assert not (tmp_path / "checkpoints").exists()
