@@ -170,7 +170,7 @@ def test_validation_keeps_latest_and_best_and_evaluate_restores_best(
     data_dir, tmp_path):
   c = tiny_config(data_dir, eval_every_epochs=0.5, num_epochs=2,
                   final_eval=True)
-  c.eval.figures = False
+  c.eval.attention_clips = 2
   out = train.train_and_evaluate(c, str(tmp_path))
   rows = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
   vals = {r["step"]: r["val_mpjpe"] for r in rows if "val_mpjpe" in r}
@@ -180,8 +180,11 @@ def test_validation_keeps_latest_and_best_and_evaluate_restores_best(
   assert mngr.best_step() == best_step
   assert set(mngr.all_steps()) == {best_step, max(vals)}
   assert out["val_mpjpe"] == pytest.approx(vals[best_step])
-  res = json.load(open(tmp_path / "eval" / f"step_{best_step}" /
-                       "results.json"))
+  out_dir = tmp_path / "eval" / f"step_{best_step}"
+  res = json.load(open(out_dir / "results.json"))
+  for name in ("results.md", "fig4_mpjpe_histogram.png",
+               "fig5_part_error.png", "fig6_attention.png"):
+    assert (out_dir / name).stat().st_size > 1000, name
   # The final protocol on the best step reproduces its validation number.
   assert res["results"]["default"]["action_avg"]["mpjpe"] == pytest.approx(
       vals[best_step], rel=1e-5)
