@@ -41,11 +41,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 import zipfile
 
 import numpy as np
 
+from opformer_jax import fileio
 from opformer_jax import skeleton
 
 SCHEMA_VERSION = 1
@@ -201,22 +201,8 @@ def save(path: str, arrays: dict) -> None:
       a = a.astype(str)
     out[k] = a
   validate(out, path)
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-",
-                             suffix=os.path.basename(path))
-  try:
-    with os.fdopen(fd, "wb") as f:
-      np.savez(f, **out)
-    # mkstemp creates 0600 files; give the result the usual umask mode.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
+  with fileio.atomic_path(path) as tmp, open(tmp, "wb") as f:
+    np.savez(f, **out)
 
 
 def _mmap_member(path: str, fobj, info: zipfile.ZipInfo) -> np.ndarray:

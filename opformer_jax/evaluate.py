@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from opformer_jax import checkpointing
 from opformer_jax import dataset
+from opformer_jax import fileio
 from opformer_jax import input_pipeline
 from opformer_jax import metrics
 from opformer_jax import parallel
@@ -218,10 +219,8 @@ def write_outputs(results, config, out_dir, *, model=None, meta=None):
       lines.append(report.mpi_table_markdown(res, name=title))
     else:
       lines.append(report.h36m_table_markdown(res, name=title, meta=meta))
-  md_path = os.path.join(out_dir, "results.md")
-  with open(md_path + ".tmp", "w") as f:
-    f.write("\n\n".join(lines) + "\n")
-  os.replace(md_path + ".tmp", md_path)
+  fileio.write_text(os.path.join(out_dir, "results.md"),
+                    "\n\n".join(lines) + "\n")
   if not config.eval.figures:
     return
   res = results.get(config.eval.gt2d_convention, results.get("default"))

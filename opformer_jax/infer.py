@@ -23,7 +23,6 @@ Axes follow the camera: x right, y down, z away from the camera.
 import dataclasses
 import json
 import os
-import tempfile
 import time
 
 import jax
@@ -33,6 +32,7 @@ import numpy as np
 from flax import nnx
 from tqdm import tqdm
 
+from opformer_jax import fileio
 from opformer_jax import keypoint_formats
 from opformer_jax import render
 from opformer_jax import skeleton
@@ -108,19 +108,6 @@ def lift_track(apply_fn, track: keypoint_formats.Track, config, opts: Options):
   return out
 
 
-def _atomic_write(path, write):
-  d = os.path.dirname(os.path.abspath(path))
-  fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-",
-                             suffix=os.path.basename(path))
-  os.close(fd)
-  try:
-    write(tmp)
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-
-
 def _safe_name(name: str) -> str:
   base = os.path.splitext(os.path.basename(name))[0] or "track"
   return "".join(c if c.isalnum() or c in "-_." else "_" for c in base)
@@ -139,16 +126,11 @@ def write_track(out_dir, name, result, track, config, opts: Options):
           "num_frames": int(result["pose3d"].shape[0]),
           "num_interpolated_frames": int(result["interpolated"].sum())}
 
-  def npz(tmp):
-    with open(tmp, "wb") as f:
-      np.savez(f, meta=json.dumps(meta), **result)
-  _atomic_write(stem + ".npz", npz)
-
-  def js(tmp):
-    with open(tmp, "w") as f:
-      json.dump({"meta": meta, **{k: np.asarray(v).tolist()
-                                  for k, v in result.items()}}, f)
-  _atomic_write(stem + ".json", js)
+  with fileio.atomic_path(stem + ".npz") as tmp, open(tmp, "wb") as f:
+    np.savez(f, meta=json.dumps(meta), **result)
+  fileio.write_text(stem + ".json", json.dumps(
+      {"meta": meta, **{k: np.asarray(v).tolist()
+                        for k, v in result.items()}}))
   files = [stem + ".npz", stem + ".json"]
   if opts.render != "none":
     pose = result.get("pose3d_mm", result["pose3d_px"])

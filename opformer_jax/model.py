@@ -17,7 +17,6 @@ depth axis; `nnx.remat` is optional. Ablation variants (paper Table 4) drop
 one branch or the Origin token; the origin joint (Table 6) is configurable.
 """
 
-import functools
 
 import jax
 import jax.numpy as jnp

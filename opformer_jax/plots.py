@@ -10,13 +10,12 @@ written atomically (temp file + rename). Every function returns the
 
 from __future__ import annotations
 
-import os
-import tempfile
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 import numpy as np
 
+from opformer_jax import fileio
 from opformer_jax import skeleton
 
 DPI = 100
@@ -28,17 +27,8 @@ _GROUP_COLOURS = ("#4d4d4d", "#d62728", "#1f77b4", "#2ca02c", "#9467bd",
 
 def _save(fig: Figure, path: str) -> Figure:
   FigureCanvasAgg(fig)
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".png")
-  try:
-    with os.fdopen(fd, "wb") as f:
-      fig.savefig(f, format="png", dpi=DPI)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
+  with fileio.atomic_path(path) as tmp:
+    fig.savefig(tmp, format="png", dpi=DPI)
   return fig
 
 

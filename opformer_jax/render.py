@@ -13,7 +13,6 @@ complete, so an existing file is never half-overwritten.
 """
 
 import os
-import tempfile
 
 import matplotlib
 from matplotlib import animation
@@ -21,6 +20,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 import numpy as np
 
+from opformer_jax import fileio
 from opformer_jax import skeleton
 
 _LEFT, _RIGHT, _CENTRE = "#1f77b4", "#d62728", "#555555"
@@ -144,10 +144,6 @@ def render_animation(
   # The camera looks along +depth: azimuth -90 views from the camera side.
   azim = -90.0 + degrees_per_second * np.arange(frames.size) / out_fps
   writer = _writer(ext, out_fps)
-  directory = os.path.dirname(os.path.abspath(path))
-  fd, tmp = tempfile.mkstemp(suffix=ext, dir=directory,
-                             prefix=f".{os.path.basename(path)}.")
-  os.close(fd)
   ffmpeg = {}
   if ext == ".mp4":
     try:
@@ -156,18 +152,14 @@ def render_animation(
       raise ImportError("MP4 output needs imageio-ffmpeg: pip install "
                         "'opformer-jax[video]' (or write a .gif).") from e
     ffmpeg = {"animation.ffmpeg_path": imageio_ffmpeg.get_ffmpeg_exe()}
-  try:
-    with matplotlib.rc_context(ffmpeg), writer.saving(fig, tmp, dpi):
-      for n, f in enumerate(frames):
-        for (p, j), l2, l3 in zip(lay.bones, lines2d, lines3d):
-          l2.set_data(kp2d_px[f, [p, j], 0], kp2d_px[f, [p, j], 1])
-          l3.set_data_3d(xyz[f, [p, j], 0], xyz[f, [p, j], 1],
-                         xyz[f, [p, j], 2])
-        ax3d.view_init(elev=elev, azim=azim[n])
-        label.set_text(f"frame {f}")
-        writer.grab_frame()
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
+  with fileio.atomic_path(path) as tmp, matplotlib.rc_context(ffmpeg), \
+      writer.saving(fig, tmp, dpi):
+    for n, f in enumerate(frames):
+      for (p, j), l2, l3 in zip(lay.bones, lines2d, lines3d):
+        l2.set_data(kp2d_px[f, [p, j], 0], kp2d_px[f, [p, j], 1])
+        l3.set_data_3d(xyz[f, [p, j], 0], xyz[f, [p, j], 1],
+                       xyz[f, [p, j], 2])
+      ax3d.view_init(elev=elev, azim=azim[n])
+      label.set_text(f"frame {f}")
+      writer.grab_frame()
   return int(frames.size)

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import tempfile
 
 import numpy as np
+
+from opformer_jax import fileio
 
 # Paper Table 1 column order: canonical action -> column header.
 H36M_ACTIONS = (
@@ -81,18 +81,7 @@ def write_results_json(path: str, results: dict, meta: dict, *,
          "results": _jsonable({k: v for k, v in results.items()
                                if k not in exclude})}
   text = json.dumps(doc, indent=2, allow_nan=False) + "\n"
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-",
-                             suffix=os.path.basename(path))
-  try:
-    with os.fdopen(fd, "w") as f:
-      f.write(text)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
+  fileio.write_text(path, text)
 
 
 def _fmt(x, digits=1) -> str:

@@ -1,0 +1,42 @@
+"""Atomic file writes: a file appears complete under its name, or not at all.
+
+Every output of the project (datasets, results, figures, animations,
+inference outputs) is written to a temporary file beside its destination and
+renamed into place when complete, so a crash or an exception never leaves a
+half-written file and never damages an existing one.
+"""
+
+import contextlib
+import os
+import tempfile
+
+
+@contextlib.contextmanager
+def atomic_path(path: str):
+  """Yields a temporary path beside `path` with the same extension.
+
+  On normal exit the temporary file is renamed onto `path` (with the
+  permissions a plain `open` would give it); on an exception it is removed
+  and `path` is left untouched.
+  """
+  directory = os.path.dirname(os.path.abspath(path))
+  os.makedirs(directory, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-",
+                             suffix=os.path.basename(path))
+  os.close(fd)
+  try:
+    yield tmp
+    # mkstemp creates 0600 files; give the result the usual umask mode.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, path)
+  finally:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+
+
+def write_text(path: str, text: str) -> None:
+  """Writes `text` to `path` atomically."""
+  with atomic_path(path) as tmp, open(tmp, "w") as f:
+    f.write(text)
