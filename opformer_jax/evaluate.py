@@ -32,6 +32,7 @@ from tqdm import tqdm
 from opformer_jax import checkpointing
 from opformer_jax import dataset
 from opformer_jax import fileio
+from opformer_jax import h36m
 from opformer_jax import input_pipeline
 from opformer_jax import metrics
 from opformer_jax import parallel
@@ -129,7 +130,7 @@ def run_protocol(predict_fn, config, path=None, *, max_clips=-1,
     conventions = GT2D_CONVENTIONS if _gt2d(config, data) else ("default",)
     evaluators = {c: metrics.H36MEvaluator.from_data(
         data, root=root,
-        skip_fn=metrics.is_h36m_skipped if config.data.name == "h36m"
+        skip_fn=h36m.is_skipped if config.data.name == "h36m"
         else None) for c in conventions}
   seq_names = np.asarray(data.seq_name)
   for batch in tqdm(ds, total=num_batches, desc="evaluate", leave=False,

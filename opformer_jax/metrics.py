@@ -30,13 +30,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from opformer_jax import h36m
 from opformer_jax import skeleton
-
-# S9 recordings with known bad ground truth, all cameras (PROTOCOL.md §3.4),
-# in MotionBERT's source naming `s_SS_act_AA_subact_BB[_ca_CC]`.
-H36M_SKIP_SOURCES = ("s_09_act_05_subact_02", "s_09_act_10_subact_02",
-                     "s_09_act_13_subact_01")
-_CAMERA_SUFFIX = re.compile(r"_ca_\d+$")
 
 # MPI-INF-3DHP joint groups of `mpii_get_pck_auc_joint_groups.m`, converted
 # from 1-based MATLAB to 0-based MPI-17 indices. Together they are the 14
@@ -51,16 +46,6 @@ AUC_THRESHOLDS = np.arange(0.0, 151.0, 5.0)
 
 METRICS = ("mpjpe", "p_mpjpe", "n_mpjpe", "mpjve", "accel_error")
 
-
-def is_h36m_skipped(seq_name: str) -> bool:
-  """Whether a sequence is on the S9 skip list, whatever its camera.
-
-  Args:
-    seq_name: a MotionBERT-style source, e.g. 's_09_act_05_subact_02_ca_01';
-      the `_ca_XX` suffix is ignored. Other naming schemes never match: pass
-      the converter's own predicate as `skip_fn` for those.
-  """
-  return _CAMERA_SUFFIX.sub("", str(seq_name)) in H36M_SKIP_SOURCES
 
 
 def _pair(pred, gt, min_ndim=2):
@@ -299,7 +284,7 @@ class H36MEvaluator:
   """
 
   def __init__(self, frame_action, frame_seq_name, *,
-               skip_fn: Callable[[str], bool] | None = is_h36m_skipped,
+               skip_fn: Callable[[str], bool] | None = h36m.is_skipped,
                root: int = 0):
     """Sets up empty accumulators over a test split.
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from opformer_jax import dataset
+from opformer_jax import h36m
 from opformer_jax import metrics
 from opformer_jax import skeleton
 
@@ -276,10 +277,10 @@ def _expected_pmpjpe(gt):
 
 
 def test_is_h36m_skipped():
-  assert metrics.is_h36m_skipped("s_09_act_10_subact_02_ca_04")
-  assert metrics.is_h36m_skipped("s_09_act_13_subact_01")
-  assert not metrics.is_h36m_skipped("s_09_act_13_subact_02_ca_01")
-  assert not metrics.is_h36m_skipped("s_11_act_05_subact_02_ca_01")
+  assert h36m.is_skipped("s_09_act_10_subact_02_ca_04")
+  assert h36m.is_skipped("s_09_act_13_subact_01")
+  assert not h36m.is_skipped("s_09_act_13_subact_02_ca_01")
+  assert not h36m.is_skipped("s_11_act_05_subact_02_ca_01")
 
 
 class TestMPI3DHPEvaluator:

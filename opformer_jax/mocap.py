@@ -1,0 +1,584 @@
+"""Motion capture -> project NPZ: 3D joint npz and BVH files, projected to 2D.
+
+Inputs:
+* joint npz files (like `../shared/data/mocap/*.npz`): sequence name ->
+  float (F, 17, 3) H36M-17 joints in mm, plus `__meta__` (a JSON string with
+  `fps` and `up_axis`);
+* BVH files: HIERARCHY / MOTION parsed, forward kinematics honouring each
+  joint's channel order, End Sites named '<parent>_end', and a joint-name
+  mapping to H36M-17 (`CMU_BVH_MAPPING` by default: the one behind
+  `cmu_subject131.npz`), scaled by `unit_mm` (CMU: 1 unit = 25.4 / 0.45 =
+  56.444 mm).
+
+Every sequence is resampled to `fps` (mocap: 120 fps; Human3.6M: 50), turned
+into the Human3.6M z-up world (y-up sources: (x, y, z) -> (x, -z, y)), placed
+with its feet on the floor (lowest ankle at `ANKLE_HEIGHT_MM`) and its mean
+root position where the cameras look, and seen by
+* 'h36m': the 4 real calibrations of a randomly drawn Human3.6M subject
+  (projection with lens distortion), the sequence turned about the vertical
+  to the heading that keeps most frames in view; or
+* 'random': random pinhole cameras around the subject (`camera.random_camera`)
+  that back away until the motion fits the image.
+Frames where a joint leaves the image are cut out (a sequence may split into
+parts '#k'); parts shorter than `min_frames` are dropped. Optional
+detector-like noise (`detector_noise`) perturbs the 2D and sets a confidence
+that falls with the injected error. Labels: kp3d (camera mm), kp3d_image,
+factor (`camera.image_space_label`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import re
+
+import numpy as np
+from tqdm import tqdm
+
+from opformer_jax import camera as camera_lib
+from opformer_jax import convert_util
+from opformer_jax import dataset
+from opformer_jax import skeleton
+
+CMU_UNIT_MM = 25.4 / 0.45
+# Ankle joint height above the floor when the foot is flat (mm).
+ANKLE_HEIGHT_MM = 80.0
+# Joint names of the mapping tables (README style) -> skeleton.H36M.joints.
+H36M_NAMES = {"Hip": "hip", "RHip": "r_hip", "RKnee": "r_knee",
+              "RFoot": "r_ankle", "RAnkle": "r_ankle", "LHip": "l_hip",
+              "LKnee": "l_knee", "LFoot": "l_ankle", "LAnkle": "l_ankle",
+              "Spine": "spine", "Thorax": "thorax", "Nose": "nose",
+              "Head": "head", "LShoulder": "l_shoulder",
+              "LElbow": "l_elbow", "LWrist": "l_wrist",
+              "RShoulder": "r_shoulder", "RElbow": "r_elbow",
+              "RWrist": "r_wrist"}
+# CMU BVH (31 joints) -> H36M-17; a tuple is the mean of its joints.
+CMU_BVH_MAPPING = {
+    "hip": ("LeftHip", "RightHip"), "r_hip": "RightHip",
+    "r_knee": "RightKnee", "r_ankle": "RightAnkle", "l_hip": "LeftHip",
+    "l_knee": "LeftKnee", "l_ankle": "LeftAnkle", "spine": "Chest",
+    "thorax": "Neck", "nose": "Head", "head": "Head_end",
+    "l_shoulder": "LeftShoulder", "l_elbow": "LeftElbow",
+    "l_wrist": "LeftWrist", "r_shoulder": "RightShoulder",
+    "r_elbow": "RightElbow", "r_wrist": "RightWrist"}
+# The validation split of ../shared/data/mocap (its README): CMU subjects
+# 16 and 35 and the test/ sequences of cmu_actions.
+DEFAULT_VAL = ("16", "35", "cmu_actions/test/")
+# Per-joint jitter scale of `detector_noise` (H36M-17): detectors are least
+# precise on wrists, ankles and the head top.
+_JOINT_NOISE = np.array([1.0, 1.0, 1.1, 1.3, 1.0, 1.1, 1.3, 1.0, 0.9, 0.9,
+                         1.2, 0.9, 1.1, 1.4, 0.9, 1.1, 1.4])
+
+
+# ---------------------------------------------------------------------------
+# Readers.
+# ---------------------------------------------------------------------------
+
+
+def read_joint_npz(path: str, fps: float | None = None,
+                   up_axis: str | None = None):
+  """Reads a joint npz: {name: (F, 17, 3) mm} plus `__meta__`.
+
+  Args:
+    path: the file.
+    fps, up_axis: override / supply what `__meta__` says ('y' or 'z').
+
+  Returns:
+    ({name: float64 (F, 17, 3) mm}, fps, up_axis).
+  """
+  try:
+    z = np.load(path, allow_pickle=False)
+  except (OSError, ValueError) as e:
+    raise dataset.DataError(f"{path}: not a readable .npz file ({e})") from None
+  with z:
+    meta = {}
+    if "__meta__" in z.files:
+      try:
+        meta = json.loads(str(z["__meta__"]))
+      except json.JSONDecodeError as e:
+        raise dataset.DataError(f"{path}: key '__meta__': not JSON ({e})"
+                                ) from None
+    fps = fps or meta.get("fps")
+    up_axis = up_axis or meta.get("up_axis")
+    if not fps:
+      raise dataset.DataError(f"{path}: key '__meta__': no 'fps'; give the "
+                              "source frame rate (--source_fps)")
+    if up_axis not in ("y", "z"):
+      raise dataset.DataError(f"{path}: key '__meta__': up_axis is "
+                              f"{up_axis!r}, expected 'y' or 'z'")
+    seqs = {}
+    for key in z.files:
+      if key == "__meta__":
+        continue
+      a = convert_util.check_array(z[key], path, f"'{key}'", ("F", 17, 3))
+      seqs[key] = a.astype(np.float64)
+  if not seqs:
+    raise dataset.DataError(f"{path}: no sequences")
+  return seqs, float(fps), up_axis
+
+
+@dataclasses.dataclass(frozen=True)
+class Bvh:
+  """A parsed BVH file.
+
+  Attributes:
+    joints: joint names in file order; End Sites are '<parent>_end'.
+    parents: parent index per joint (-1 for the root).
+    offsets: (J, 3) offsets from the parent, file units.
+    channels: channel names per joint (empty for End Sites).
+    frame_time: seconds per frame.
+    motion: (F, C) channel values (degrees for rotations).
+  """
+  joints: tuple
+  parents: tuple
+  offsets: np.ndarray
+  channels: tuple
+  frame_time: float
+  motion: np.ndarray
+
+  @property
+  def fps(self) -> float:
+    # Files store the frame time rounded ('.0083333'): snap to an integer
+    # rate when that is what it means.
+    fps = 1.0 / self.frame_time
+    return float(round(fps)) if abs(fps - round(fps)) < 0.01 else fps
+
+
+def parse_bvh(path: str) -> Bvh:
+  """Parses a BVH file (HIERARCHY and MOTION sections)."""
+  with open(path) as fobj:
+    text = fobj.read()
+  head, sep, motion_text = text.partition("MOTION")
+  if not sep or "HIERARCHY" not in head:
+    raise dataset.DataError(f"{path}: not a BVH file (needs HIERARCHY and "
+                            "MOTION sections)")
+  tokens = head.split()
+  joints, parents, offsets, channels = [], [], [], []
+  stack = []
+  i = tokens.index("HIERARCHY") + 1
+  try:
+    while i < len(tokens):
+      tok = tokens[i]
+      if tok in ("ROOT", "JOINT"):
+        joints.append(tokens[i + 1])
+        parents.append(stack[-1] if stack else -1)
+        i += 2
+      elif tok == "End":
+        parent = joints[stack[-1]]
+        name = f"{parent}_end"
+        k = 1
+        while name in joints:
+          k += 1
+          name = f"{parent}_end{k}"
+        joints.append(name)
+        parents.append(stack[-1])
+        channels.append(())
+        i += 2
+      elif tok == "{":
+        stack.append(len(joints) - 1)
+        i += 1
+      elif tok == "}":
+        stack.pop()
+        i += 1
+      elif tok == "OFFSET":
+        offsets.append([float(t) for t in tokens[i + 1:i + 4]])
+        i += 4
+      elif tok == "CHANNELS":
+        n = int(tokens[i + 1])
+        channels.append(tuple(tokens[i + 2:i + 2 + n]))
+        i += 2 + n
+      else:
+        raise ValueError(f"unexpected token {tok!r}")
+  except (ValueError, IndexError) as e:
+    raise dataset.DataError(f"{path}: HIERARCHY: {e}") from None
+  if stack or len(offsets) != len(joints) or len(channels) != len(joints):
+    raise dataset.DataError(f"{path}: HIERARCHY: unbalanced braces or a "
+                            "joint without OFFSET / CHANNELS")
+  for ch in channels:
+    for c in ch:
+      if c[1:] not in ("position", "rotation") or c[0] not in "XYZ":
+        raise dataset.DataError(f"{path}: HIERARCHY: unknown channel {c!r}")
+  m = re.search(r"Frames:\s*(\d+)\s*Frame Time:\s*([0-9.eE+-]+)(.*)",
+                motion_text, re.S)
+  if not m:
+    raise dataset.DataError(f"{path}: MOTION: expected 'Frames:' and "
+                            "'Frame Time:' lines")
+  num_frames, frame_time = int(m.group(1)), float(m.group(2))
+  num_channels = sum(len(c) for c in channels)
+  try:
+    values = np.array(m.group(3).split(), np.float64)
+  except ValueError as e:
+    raise dataset.DataError(f"{path}: MOTION: {e}") from None
+  if values.size != num_frames * num_channels or frame_time <= 0:
+    raise dataset.DataError(
+        f"{path}: MOTION: {values.size} values, expected Frames x channels "
+        f"= {num_frames} x {num_channels} (and Frame Time > 0)")
+  motion = values.reshape(num_frames, num_channels)
+  if not np.isfinite(motion).all():
+    raise dataset.DataError(f"{path}: MOTION: NaN/inf values")
+  return Bvh(tuple(joints), tuple(parents), np.array(offsets), tuple(channels),
+             frame_time, motion)
+
+
+def _axis_rotation(axis: str, degrees: np.ndarray) -> np.ndarray:
+  """(F,) angles -> (F, 3, 3) rotations about x, y or z."""
+  a = np.deg2rad(degrees)
+  c, s = np.cos(a), np.sin(a)
+  one, zero = np.ones_like(a), np.zeros_like(a)
+  if axis == "X":
+    rows = [[one, zero, zero], [zero, c, -s], [zero, s, c]]
+  elif axis == "Y":
+    rows = [[c, zero, s], [zero, one, zero], [-s, zero, c]]
+  else:
+    rows = [[c, -s, zero], [s, c, zero], [zero, zero, one]]
+  return np.stack([np.stack(r, -1) for r in rows], -2)
+
+
+def bvh_positions(bvh: Bvh) -> np.ndarray:
+  """Forward kinematics: (F, J, 3) world positions of all joints and End
+  Sites, file units.
+
+  A joint's rotation channels compose in the listed order (for "Zrotation
+  Xrotation Yrotation", R = Rz Rx Ry acting on column vectors); its position
+  is the parent's position plus the parent's global rotation applied to
+  (OFFSET + position channels).
+  """
+  num_frames = len(bvh.motion)
+  num_joints = len(bvh.joints)
+  pos = np.zeros((num_frames, num_joints, 3))
+  rot = np.zeros((num_frames, num_joints, 3, 3))
+  col = 0
+  for j in range(num_joints):
+    local_t = np.broadcast_to(bvh.offsets[j], (num_frames, 3)).copy()
+    local_r = np.broadcast_to(np.eye(3), (num_frames, 3, 3))
+    for ch in bvh.channels[j]:
+      values = bvh.motion[:, col]
+      col += 1
+      if ch.endswith("position"):
+        local_t[:, "XYZ".index(ch[0])] += values
+      else:
+        local_r = local_r @ _axis_rotation(ch[0], values)
+    p = bvh.parents[j]
+    if p < 0:
+      pos[:, j], rot[:, j] = local_t, local_r
+    else:
+      pos[:, j] = pos[:, p] + np.einsum("fij,fj->fi", rot[:, p], local_t)
+      rot[:, j] = rot[:, p] @ local_r
+  return pos
+
+
+def map_joints(positions: np.ndarray, names, mapping: dict) -> np.ndarray:
+  """(F, J_src, 3) -> (F, 17, 3) H36M-17 through a name mapping.
+
+  `mapping` maps every H36M-17 joint (`skeleton.H36M.joints` names, or the
+  README names 'RHip', 'RFoot', ...) to a source joint name or a tuple of
+  names whose mean it is.
+  """
+  mapping = {H36M_NAMES.get(k, k): v for k, v in mapping.items()}
+  missing = [j for j in skeleton.H36M.joints if j not in mapping]
+  if missing:
+    raise ValueError(f"joint mapping lacks H36M joints {missing}")
+  names = list(names)
+  out = np.zeros(positions.shape[:1] + (17, 3))
+  for j, joint in enumerate(skeleton.H36M.joints):
+    src = mapping[joint]
+    src = (src,) if isinstance(src, str) else tuple(src)
+    for s in src:
+      if s not in names:
+        raise ValueError(f"joint mapping: {joint} -> {s!r}, but the "
+                         f"skeleton has no such joint (it has {names})")
+    out[:, j] = np.mean([positions[:, names.index(s)] for s in src], axis=0)
+  return out
+
+
+def read_bvh(path: str, mapping: dict | None = None,
+             unit_mm: float = CMU_UNIT_MM):
+  """BVH file -> ((F, 17, 3) mm in the file's world frame, fps)."""
+  bvh = parse_bvh(path)
+  pos = bvh_positions(bvh) * unit_mm
+  try:
+    kp3d = map_joints(pos, bvh.joints, mapping or CMU_BVH_MAPPING)
+  except ValueError as e:
+    raise dataset.DataError(f"{path}: {e}") from None
+  return kp3d, bvh.fps
+
+
+def read_inputs(paths, bvh_mapping=None, bvh_unit_mm=CMU_UNIT_MM,
+                bvh_up_axis="y", source_fps=None, up_axis=None):
+  """Reads npz and BVH files -> list of (file stem, name, (F, 17, 3) mm,
+  fps, up_axis). `source_fps` / `up_axis` override the npz `__meta__`."""
+  out = []
+  for path in paths:
+    stem = os.path.splitext(os.path.basename(path))[0]
+    if path.lower().endswith(".bvh"):
+      kp3d, fps = read_bvh(path, bvh_mapping, bvh_unit_mm)
+      out.append((stem, stem, kp3d, fps, bvh_up_axis))
+    else:
+      seqs, fps, up = read_joint_npz(path, source_fps, up_axis)
+      out.extend((stem, name, kp3d, fps, up) for name, kp3d in seqs.items())
+  return out
+
+
+# ---------------------------------------------------------------------------
+# Geometry: resampling, world placement, cameras, noise.
+# ---------------------------------------------------------------------------
+
+
+def resample(kp3d: np.ndarray, fps_in: float, fps_out: float) -> np.ndarray:
+  """Linear interpolation of (F, J, 3) from fps_in to fps_out (same
+  duration, first frame kept)."""
+  if fps_in == fps_out:
+    return kp3d
+  num = int(np.floor((len(kp3d) - 1) * fps_out / fps_in + 1e-9)) + 1
+  t = np.arange(num) * fps_in / fps_out
+  i0 = np.minimum(np.floor(t).astype(int), len(kp3d) - 1)
+  i1 = np.minimum(i0 + 1, len(kp3d) - 1)
+  w = (t - i0)[:, None, None]
+  return kp3d[i0] * (1 - w) + kp3d[i1] * w
+
+
+def to_z_up(kp3d: np.ndarray, up_axis: str) -> np.ndarray:
+  """y-up world (x, y, z) -> z-up (x, -z, y), a proper rotation."""
+  if up_axis == "z":
+    return kp3d
+  return np.stack([kp3d[..., 0], -kp3d[..., 2], kp3d[..., 1]], -1)
+
+
+def place(kp3d_zup: np.ndarray, target_xy, yaw: float = 0.0) -> np.ndarray:
+  """Turns a z-up sequence by `yaw` about the vertical through its mean root
+  position, moves that position to `target_xy` and the lowest ankle of the
+  sequence to `ANKLE_HEIGHT_MM` above the floor z = 0."""
+  centre = kp3d_zup[:, 0, :2].mean(0)
+  c, s = np.cos(yaw), np.sin(yaw)
+  xy = (kp3d_zup[..., :2] - centre) @ np.array([[c, s], [-s, c]])
+  z = kp3d_zup[..., 2] - kp3d_zup[:, (3, 6), 2].min() + ANKLE_HEIGHT_MM
+  return np.concatenate([xy + np.asarray(target_xy), z[..., None]], -1)
+
+
+def look_at_point(cams) -> np.ndarray:
+  """The point nearest (least squares) to the optical axes of `cams`."""
+  a = np.zeros((3, 3))
+  b = np.zeros(3)
+  for cam in cams:
+    z = cam.R_world_to_cam[2]
+    proj = np.eye(3) - np.outer(z, z)
+    a += proj
+    b += proj @ cam.center_world_mm
+  return np.linalg.solve(a, b)
+
+
+def in_view(kp2d, kp3d_cam, width, height, margin_px=2.0) -> np.ndarray:
+  """(F,) True where every joint is in front of the camera and inside the
+  image (with a margin)."""
+  return ((kp3d_cam[..., 2] > 100).all(-1)
+          & (kp2d[..., 0] >= margin_px).all(-1)
+          & (kp2d[..., 0] <= width - 1 - margin_px).all(-1)
+          & (kp2d[..., 1] >= margin_px).all(-1)
+          & (kp2d[..., 1] <= height - 1 - margin_px).all(-1))
+
+
+def _view(world, cam, distort):
+  kp3d = camera_lib.world_to_camera(world, cam)
+  if distort:
+    kp2d = camera_lib.project(kp3d, cam.f, cam.c, cam.k, cam.p)
+  else:
+    kp2d = camera_lib.project(kp3d, cam.f, cam.c)
+  return kp3d, kp2d
+
+
+def detector_noise(rng: np.random.Generator, kp2d: np.ndarray,
+                   noise_px: float, outlier_prob: float = 0.003,
+                   outlier_frac=(0.05, 0.25)):
+  """Detector-like 2D noise and a confidence that falls with the error.
+
+  Each joint gets Gaussian jitter of `noise_px` times a per-joint scale
+  (wrists, ankles, head top noisier); with probability `outlier_prob` a joint
+  instead jumps by `outlier_frac` (uniform range) of the frame's 2D box
+  diagonal in a random direction. Confidence = 0.97 exp(-(e / 3 sigma)^2 / 2)
+  + N(0, 0.02), clipped to [0, 1], with e the injected error and sigma the
+  joint's jitter scale, so jittered joints score ~0.9 and outliers ~0.
+
+  Args:
+    rng: numpy Generator.
+    kp2d: (F, J, 2) px.
+    noise_px: jitter standard deviation (px); 0 returns kp2d, conf = 1.
+
+  Returns:
+    (kp2d (F, J, 2) float32, conf (F, J) float32).
+  """
+  kp2d = np.asarray(kp2d, np.float64)
+  if noise_px <= 0:
+    return kp2d.astype(np.float32), np.ones(kp2d.shape[:2], np.float32)
+  num_joints = kp2d.shape[1]
+  scale = (_JOINT_NOISE if num_joints == len(_JOINT_NOISE)
+           else np.ones(num_joints)) * noise_px
+  delta = rng.normal(0.0, 1.0, kp2d.shape) * scale[:, None]
+  diag = np.linalg.norm(kp2d.max(1) - kp2d.min(1), axis=-1)  # (F,)
+  outlier = rng.random(kp2d.shape[:2]) < outlier_prob
+  angle = rng.uniform(0, 2 * np.pi, kp2d.shape[:2])
+  jump = rng.uniform(*outlier_frac, kp2d.shape[:2]) * diag[:, None]
+  jump_xy = np.stack([np.cos(angle), np.sin(angle)], -1) * jump[..., None]
+  delta = np.where(outlier[..., None], jump_xy, delta)
+  err = np.linalg.norm(delta, axis=-1)
+  conf = 0.97 * np.exp(-0.5 * (err / (3 * scale)) ** 2)
+  conf = np.clip(conf + rng.normal(0.0, 0.02, conf.shape), 0.0, 1.0)
+  return (kp2d + delta).astype(np.float32), conf.astype(np.float32)
+
+
+def _runs(mask: np.ndarray, min_frames: int):
+  """[(start, end)] of the runs of True at least `min_frames` long."""
+  edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+  starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+  return [(s, e) for s, e in zip(starts, ends) if e - s >= min_frames]
+
+
+# ---------------------------------------------------------------------------
+# Conversion.
+# ---------------------------------------------------------------------------
+
+
+def is_validation(stem: str, name: str, val_subjects) -> bool:
+  """Whether '<stem>/<name>' belongs to the validation split: an entry that
+  is a number N selects CMU subject N (names 'N_<trial>'); any other entry
+  is a prefix of '<stem>/<name>'."""
+  full = f"{stem}/{name}"
+  for v in val_subjects:
+    v = str(v).strip()
+    if not v:
+      continue
+    if v.isdigit():
+      if re.fullmatch(rf"0*{int(v)}_\d+", os.path.basename(name)):
+        return True
+    elif full.startswith(v):
+      return True
+  return False
+
+
+def _subject_action(stem, name):
+  m = re.fullmatch(r"(\d+)_\d+", os.path.basename(name))
+  subject = f"CMU{int(m.group(1))}" if m else stem
+  parts = name.split("/")
+  action = parts[-2] if len(parts) >= 2 else stem
+  return subject, action
+
+
+def make_views(world_zup, rng, cameras, h36m_cams=None, num_random=4,
+               max_yaw_tries=12):
+  """Places one z-up sequence and returns [(Camera, world, distort)]."""
+  if cameras == "h36m":
+    subjects = sorted({s for s, _ in h36m_cams})
+    subject = subjects[rng.integers(len(subjects))]
+    cams = [h36m_cams[(subject, c)] for c in sorted(
+        c for s, c in h36m_cams if s == subject)]
+    target = look_at_point(cams)[:2]
+    best = None
+    offset = rng.uniform(0, 2 * np.pi)
+    for k in range(max_yaw_tries):
+      yaw = offset + 2 * np.pi * k / max_yaw_tries
+      world = place(world_zup, target, yaw)
+      frac = np.mean([in_view(*_view(world, cam, True)[::-1], cam.width,
+                              cam.height).mean() for cam in cams])
+      if best is None or frac > best[0] + 1e-9:
+        best = (frac, world)
+      if frac == 1.0:
+        break
+    return [(cam, best[1], True) for cam in cams]
+  world = place(world_zup, (0.0, 0.0), rng.uniform(0, 2 * np.pi))
+  height = float(np.median(world[:, 0, 2]))
+  views = []
+  for k in range(num_random):
+    cam = camera_lib.random_camera(rng, target_world_mm=(0, 0, height),
+                                   camera_id=f"random{k}")
+    # Backing away along the optical axis keeps the subject where it was
+    # in the image and shrinks it until the whole motion fits.
+    dist = np.linalg.norm(cam.center_world_mm - (0, 0, height))
+    for back in np.linspace(0.0, 1.5, 7):
+      moved = dataclasses.replace(cam, center_world_mm=(
+          cam.center_world_mm - back * dist * cam.R_world_to_cam[2]))
+      kp3d, kp2d = _view(world, moved, False)
+      if in_view(kp2d, kp3d, cam.width, cam.height).mean() >= 0.99:
+        break
+    views.append((moved, world, False))
+  return views
+
+
+def convert_sequences(items, cameras="h36m", cameras_json=None, fps=50.0,
+                      noise_px=0.0, val_subjects=DEFAULT_VAL, seed=0,
+                      num_random_cameras=4, min_frames=27,
+                      progress=False) -> dict:
+  """Mocap sequences -> {'train': arrays, 'test': arrays} (test =
+  validation).
+
+  Args:
+    items: from `read_inputs`: (stem, name, (F, 17, 3) mm, fps, up_axis).
+    cameras: 'h36m' (real calibrations, needs `cameras_json`) or 'random'.
+    fps: output frame rate (resampled); None keeps each source's.
+    noise_px: detector-like 2D noise (0: exact projection, input_2d 'gt').
+    val_subjects: see `is_validation`.
+    seed: everything random (camera choice, heading, noise) derives from it.
+    min_frames: shortest in-view part kept.
+  """
+  if cameras not in ("h36m", "random"):
+    raise ValueError(f"cameras must be 'h36m' or 'random', got {cameras!r}")
+  h36m_cams = None
+  if cameras == "h36m":
+    if cameras_json is None:
+      raise ValueError("cameras='h36m' needs the calibrations "
+                       "(h36m_cameras.json)")
+    h36m_cams = (camera_lib.load_h36m_cameras(cameras_json)
+                 if isinstance(cameras_json, str) else cameras_json)
+  input_2d = "detected" if noise_px > 0 else "gt"
+  splits = {"train": [], "test": []}
+  dropped = 0
+  for i, (stem, name, kp3d, src_fps, up_axis) in enumerate(
+      tqdm(items, disable=not progress, desc="sequences")):
+    rng = np.random.default_rng([seed, i])
+    out_fps = fps or src_fps
+    world = to_z_up(resample(kp3d, src_fps, out_fps), up_axis)
+    subject, action = _subject_action(stem, name)
+    split = "test" if is_validation(stem, name, val_subjects) else "train"
+    for cam, placed, distort in make_views(world, rng, cameras, h36m_cams,
+                                           num_random_cameras):
+      kp3d_cam, kp2d = _view(placed, cam, distort)
+      runs = _runs(in_view(kp2d, kp3d_cam, cam.width, cam.height),
+                   min_frames)
+      dropped += len(kp2d) - sum(e - s for s, e in runs)
+      for k, (s, e) in enumerate(runs):
+        seq_name = f"{stem}/{name}/{cam.subject or 'random'}/{cam.camera_id}"
+        if len(runs) > 1 or (s, e) != (0, len(kp2d)):
+          seq_name += f"#{k}"
+        noisy, conf = detector_noise(rng, kp2d[s:e], noise_px)
+        kp3d_image, factor = camera_lib.image_space_label(
+            kp3d_cam[s:e], cam.f, cam.c)
+        splits[split].append({
+            "name": seq_name, "subject": subject, "action": action,
+            "camera": cam.camera_id, "image_size": (cam.width, cam.height),
+            "fps": out_fps, "kp2d": noisy, "conf": conf,
+            "kp3d": kp3d_cam[s:e].astype(np.float32),
+            "kp3d_image": kp3d_image, "factor": factor})
+  if dropped:
+    logging.info("mocap: %d frame views left the image and were cut out",
+                 dropped)
+  via = "Human3.6M calibrations" if cameras == "h36m" else "random cameras"
+  desc = (f"mocap ({', '.join(sorted({s for s, *_ in items}))}) via {via}, "
+          f"noise {noise_px:g} px, {fps or 'source'} fps, seed {seed}")
+  return {split: convert_util.pack(seqs, layout="h36m17", input_2d=input_2d,
+                                   source=desc)
+          for split, seqs in splits.items() if seqs}
+
+
+def convert(inputs, output_dir, cameras="h36m", cameras_json=None,
+            fps=50.0, noise_px=0.0, val_subjects=DEFAULT_VAL, seed=0,
+            num_random_cameras=4, min_frames=27, bvh_mapping=None,
+            bvh_unit_mm=CMU_UNIT_MM, source_fps=None, up_axis=None,
+            progress=False) -> dict:
+  """Reads `inputs` (npz / BVH paths), converts, writes train.npz and
+  test.npz (validation) under `output_dir`; returns {split: path}."""
+  items = read_inputs(inputs, bvh_mapping, bvh_unit_mm,
+                      source_fps=source_fps, up_axis=up_axis)
+  splits = convert_sequences(items, cameras, cameras_json, fps, noise_px,
+                             val_subjects, seed, num_random_cameras,
+                             min_frames, progress)
+  return convert_util.write_splits(splits, output_dir)

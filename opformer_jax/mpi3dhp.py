@@ -1,0 +1,180 @@
+"""MPI-INF-3DHP: reader of MotionAGFormer / P-STMO's preprocessed npz files.
+
+`data_train_3dhp.npz` and `data_test_3dhp.npz` (PROTOCOL.md §4) hold, under
+`np.load(path, allow_pickle=True)['data'].item()`:
+
+* train: "S{1..8} Seq{1,2}" -> [{camera: {'data_2d': (F, 17, 2) px,
+  'data_3d': (F, 17, 3) mm}}, fps], cameras 0, 1, 2, 4, 5, 6, 7, 8, images
+  2048 x 2048;
+* test: "TS1".."TS6" -> {'data_2d', 'data_3d', 'valid': (F,)}, images
+  2048 x 2048 (TS1-4) and 1920 x 1080 (TS5-6).
+
+Both are in MPI-17 joint order (`skeleton.MPI`, root = pelvis 14). The 3D is
+`univ_annot3`: camera-frame joints of the "universal" skeleton, rescaled to
+Human3.6M's height, so it does not project exactly onto `data_2d` (which is
+`annot2`, the projection of the subject's real skeleton). The files hold no
+camera intrinsics, hence no image-space label: we write kp3d only (the
+pipeline normalises it "as if pixels", like MotionAGFormer). 2D is ground
+truth: input_2d = 'gt', confidence 1.
+
+Test frame rates are not stored in the file: TEST_FPS below (25 fps studio
+sequences TS1-4, 50 fps outdoor TS5-6) follows the dataset description and
+only labels the sequences; nothing here resamples.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+
+import numpy as np
+from tqdm import tqdm
+
+from opformer_jax import convert_util
+from opformer_jax import dataset
+
+TRAIN_IMAGE_SIZE = (2048, 2048)
+TEST_IMAGE_SIZES = {"TS1": (2048, 2048), "TS2": (2048, 2048),
+                    "TS3": (2048, 2048), "TS4": (2048, 2048),
+                    "TS5": (1920, 1080), "TS6": (1920, 1080)}
+TEST_FPS = {"TS1": 25.0, "TS2": 25.0, "TS3": 25.0, "TS4": 25.0,
+            "TS5": 50.0, "TS6": 50.0}
+# Scene of each test sequence (the official per-setting breakdown).
+TEST_SCENES = {"TS1": "GreenScreen", "TS2": "GreenScreen",
+               "TS3": "NoGreenScreen", "TS4": "NoGreenScreen",
+               "TS5": "Outdoor", "TS6": "Outdoor"}
+
+
+def _load_data(path):
+  try:
+    with np.load(path, allow_pickle=True) as z:
+      if "data" not in z.files:
+        raise dataset.DataError(f"{path}: key 'data' is missing (present: "
+                                f"{z.files})")
+      data = z["data"]
+  except (OSError, ValueError) as e:
+    raise dataset.DataError(f"{path}: not a readable .npz file ({e})") from None
+  data = data.item() if data.dtype == object and data.ndim == 0 else data
+  if not isinstance(data, dict):
+    raise dataset.DataError(f"{path}: key 'data': expected a pickled dict")
+  return data
+
+
+def _poses(entry, path, key):
+  if not isinstance(entry, dict):
+    raise dataset.DataError(f"{path}: key {key}: expected a dict with "
+                            "'data_2d' and 'data_3d'")
+  for k in ("data_2d", "data_3d"):
+    if k not in entry:
+      raise dataset.DataError(f"{path}: key {key}['{k}'] is missing")
+  kp2d = np.asarray(entry["data_2d"])
+  kp3d = np.asarray(entry["data_3d"])
+  return kp2d, kp3d
+
+
+def _sequence(name, subject, action, camera, size, fps, kp2d, kp3d, path,
+              key, valid=None):
+  kp2d = convert_util.check_array(kp2d, path, f"{key}['data_2d']",
+                                  ("F", 17, 2), finite=valid is None)
+  kp3d = convert_util.check_array(kp3d, path, f"{key}['data_3d']",
+                                  (len(kp2d), 17, 3), finite=valid is None)
+  seq = {"name": name, "subject": subject, "action": action,
+         "camera": camera, "image_size": size, "fps": fps}
+  if valid is not None:
+    valid = convert_util.check_array(valid, path, f"{key}['valid']",
+                                     (len(kp2d),)).astype(bool)
+    kp2d, kp3d = _fill_invalid(kp2d, kp3d, valid, path, key)
+    seq["valid"] = valid
+  seq.update(kp2d=kp2d.astype(np.float32),
+             conf=np.ones(kp2d.shape[:2], np.float32),
+             kp3d=kp3d.astype(np.float32))
+  return seq
+
+
+def _fill_invalid(kp2d, kp3d, valid, path, key):
+  """Non-finite poses are allowed on frames that are never scored; they are
+  replaced by the nearest finite frame so that clips stay finite."""
+  ok = (np.isfinite(kp2d).all((1, 2)) & np.isfinite(kp3d).all((1, 2)))
+  if ok.all():
+    return kp2d, kp3d
+  if (~ok & valid).any() or not ok.any():
+    bad = np.flatnonzero(~ok & valid)[:5].tolist() or [0]
+    raise dataset.DataError(f"{path}: key {key}: NaN/inf poses on valid "
+                            f"frames {bad}")
+  good = np.flatnonzero(ok)
+  idx = np.arange(len(ok))
+  pos = np.searchsorted(good, idx)
+  left = good[np.clip(pos - 1, 0, len(good) - 1)]
+  right = good[np.clip(pos, 0, len(good) - 1)]
+  nearest = np.where(np.abs(idx - left) <= np.abs(right - idx), left, right)
+  logging.warning("%s: key %s: %d invalid frames had NaN/inf poses; filled "
+                  "from the nearest finite frame", path, key, int((~ok).sum()))
+  return kp2d[nearest], kp3d[nearest]
+
+
+def read_train(path: str, progress: bool = False) -> dict:
+  """`data_train_3dhp.npz` -> schema arrays (one sequence per camera)."""
+  data = _load_data(path)
+  seqs = []
+  for key in tqdm(sorted(data, key=_natural), disable=not progress,
+                  desc="train sequences"):
+    m = re.fullmatch(r"(S\d+)\s+(Seq\d+)", str(key))
+    entry = data[key]
+    if (m is None or not isinstance(entry, (list, tuple)) or len(entry) != 2
+        or not isinstance(entry[0], dict)):
+      raise dataset.DataError(f"{path}: key ['data']['{key}']: expected "
+                              "'S<n> Seq<m>' -> [{camera: {'data_2d', "
+                              "'data_3d'}}, fps]")
+    cams, fps = entry
+    try:
+      fps = float(fps)
+    except (TypeError, ValueError):
+      raise dataset.DataError(f"{path}: key ['data']['{key}'][1]: fps "
+                              f"{fps!r} is not a number") from None
+    for cam in sorted(cams, key=_natural):
+      where = f"['data']['{key}'][0]['{cam}']"
+      kp2d, kp3d = _poses(cams[cam], path, where)
+      seqs.append(_sequence(f"{m.group(1)} {m.group(2)} cam{cam}",
+                            m.group(1), m.group(2), str(cam),
+                            TRAIN_IMAGE_SIZE, fps, kp2d, kp3d, path, where))
+  return convert_util.pack(seqs, layout="mpi17", input_2d="gt",
+                           source=f"MPI-INF-3DHP {os.path.basename(path)}")
+
+
+def read_test(path: str, progress: bool = False) -> dict:
+  """`data_test_3dhp.npz` -> schema arrays with the `valid` mask."""
+  data = _load_data(path)
+  seqs = []
+  for key in tqdm(sorted(data, key=_natural), disable=not progress,
+                  desc="test sequences"):
+    where = f"['data']['{key}']"
+    if key not in TEST_IMAGE_SIZES:
+      raise dataset.DataError(f"{path}: key {where}: unknown test sequence; "
+                              f"expected one of {sorted(TEST_IMAGE_SIZES)}")
+    kp2d, kp3d = _poses(data[key], path, where)
+    if "valid" not in data[key]:
+      raise dataset.DataError(f"{path}: key {where}['valid'] is missing")
+    valid = np.asarray(data[key]["valid"]).reshape(-1)
+    seqs.append(_sequence(key, key, TEST_SCENES[key], key,
+                          TEST_IMAGE_SIZES[key], TEST_FPS[key], kp2d, kp3d,
+                          path, where, valid=valid))
+  return convert_util.pack(seqs, layout="mpi17", input_2d="gt",
+                           source=f"MPI-INF-3DHP {os.path.basename(path)}")
+
+
+def _natural(key):
+  return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(key))]
+
+
+def convert(output_dir: str, train_path: str | None = None,
+            test_path: str | None = None, progress: bool = False) -> dict:
+  """Converts the train and/or test file; writes train.npz / test.npz."""
+  splits = {}
+  if train_path:
+    splits["train"] = read_train(train_path, progress)
+  if test_path:
+    splits["test"] = read_test(test_path, progress)
+  if not splits:
+    raise ValueError("give a train and/or a test file")
+  return convert_util.write_splits(splits, output_dir)

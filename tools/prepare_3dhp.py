@@ -1,0 +1,45 @@
+r"""Converts MPI-INF-3DHP (MotionAGFormer / P-STMO npz files) to the project
+NPZ schema: <output_dir>/{train,test}.npz, layout mpi17, GT 2D.
+
+  python tools/prepare_3dhp.py --train=data_train_3dhp.npz \
+      --test=data_test_3dhp.npz --output_dir=data/3dhp
+
+The 3D is univ_annot3 (camera-frame mm, universal skeleton); the test file's
+`valid` mask is kept for scoring. Nothing is written unless the whole
+conversion succeeds.
+"""
+
+import sys
+import time
+
+from absl import app
+from absl import flags
+
+from opformer_jax import convert_util
+from opformer_jax import dataset
+from opformer_jax import mpi3dhp
+
+_TRAIN = flags.DEFINE_string("train", None, "data_train_3dhp.npz.")
+_TEST = flags.DEFINE_string("test", None, "data_test_3dhp.npz.")
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", None,
+                                  "Where train.npz and test.npz go.")
+flags.mark_flag_as_required("output_dir")
+
+
+def main(argv):
+  del argv
+  if not (_TRAIN.value or _TEST.value):
+    raise app.UsageError("give --train and/or --test")
+  start = time.time()
+  try:
+    paths = mpi3dhp.convert(_OUTPUT_DIR.value, _TRAIN.value, _TEST.value,
+                            progress=True)
+  except (dataset.DataError, OSError) as e:
+    sys.exit(f"error: {e}")
+  for path in paths.values():
+    print(convert_util.describe(path))
+  print(f"done in {time.time() - start:.1f} s")
+
+
+if __name__ == "__main__":
+  app.run(main)
