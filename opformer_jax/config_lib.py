@@ -34,7 +34,11 @@ def base_config() -> ml_collections.ConfigDict:
   m.pre_logits_dim = 0         # >0: MotionBERT-style Linear+tanh pre-logits.
   m.origin_merge_init = "mean"  # W_O init: 'mean' of the 5 copies, 'normal'.
   m.dtype = "float32"          # Compute dtype: 'float32' or 'bfloat16'.
-  m.remat = False              # Recompute each loop in the backward pass.
+  m.remat = "none"             # 'none', 'full' or 'dots' (model.py).
+  # Stack the L loops with nnx.scan (one compiled loop body: fast compile).
+  # False: a Python loop over L separate loops (slower compile, no stacked
+  # activations to copy; different checkpoint layout).
+  m.scan_layers = True
   m.attention_impl = "einsum"  # 'einsum', 'xla' or 'cudnn' (GPU, bf16).
   m.ln_eps = 1e-6
 

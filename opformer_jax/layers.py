@@ -10,6 +10,7 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 # DSTformer's initialisation: trunc-normal(0.02) weights, zero biases.
@@ -35,6 +36,24 @@ def drop_path(x: jax.Array, rate, key) -> jax.Array:
   shape = (x.shape[0],) + (1,) * (x.ndim - 1)
   keep = jax.random.bernoulli(key, keep_prob, shape)
   return jnp.where(keep, x / keep_prob, 0).astype(x.dtype)
+
+
+def take_static(x, idx, axis: int):
+  """`jnp.take(x, idx, axis)` for a constant index list, as slices.
+
+  Written as a concatenation of static slices (consecutive indices merged),
+  whose gradient is a pad-and-add; XLA's gather gradient is a scatter-add,
+  slow on CPU.
+  """
+  idx = [int(i) for i in np.asarray(idx).reshape(-1)]
+  runs, start = [], 0
+  for k in range(1, len(idx) + 1):
+    if k == len(idx) or idx[k] != idx[k - 1] + 1:
+      runs.append((idx[start], idx[k - 1] + 1))
+      start = k
+  axis = axis % x.ndim
+  pieces = [jax.lax.slice_in_dim(x, a, b, axis=axis) for a, b in runs]
+  return pieces[0] if len(pieces) == 1 else jnp.concatenate(pieces, axis)
 
 
 def _fold(key, i):
@@ -94,17 +113,48 @@ class Attention(nnx.Module):
     self.qkv = linear(dim, 3 * dim, use_bias=qkv_bias)
     self.proj = linear(dim, dim)
 
-  def __call__(self, x, *, kv_len=None, key=None, return_weights=False):
+  def __call__(self, x, *, kv_len=None, groups=None, key=None,
+               return_weights=False):
+    """Args: x (N, L, C); kv_len (N,) valid keys; groups: a
+    `skeleton.PartTable` whose OParts partition the L tokens (attention
+    then runs inside each group only, vmapped over the groups)."""
     n, l, c = x.shape
     qkv = self.qkv(x).reshape(n, l, 3, self.num_heads, c // self.num_heads)
     q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
-    res = attention_core(q, k, v, kv_len=kv_len, impl=self.impl,
-                         dropout_rate=self.attn_drop, key=_fold(key, 0),
-                         return_weights=return_weights)
+    attend = functools.partial(
+        attention_core, impl=self.impl, dropout_rate=self.attn_drop,
+        return_weights=return_weights)
+    if groups is None:
+      res = attend(q, k, v, kv_len=kv_len, key=_fold(key, 0))
+    else:
+      res = _grouped(attend, q, k, v, groups, _fold(key, 0))
     out, weights = res if return_weights else (res, None)
     out = self.proj(out.reshape(n, l, c))
     out = dropout(out, self.proj_drop, _fold(key, 1))
     return (out, weights) if return_weights else out
+
+
+def _grouped(attend, q, k, v, table, key):
+  """Attention inside each OPart: tokens -> padded (N, P, Lp, H, D) groups,
+  `attend` vmapped over the part axis, back to the (N, L, H, D) tokens."""
+  num_parts, max_len = table.group_tokens.shape
+  n = q.shape[0]
+
+  def to_groups(a):
+    a = take_static(a, table.group_tokens, axis=1)
+    return a.reshape((n, num_parts, max_len) + a.shape[2:])
+
+  keys = None if key is None else jax.random.split(key, num_parts)
+  res = jax.vmap(
+      lambda q, k, v, m, key: attend(q, k, v, kv_len=jnp.full((n,), m),
+                                     key=key),
+      in_axes=(1, 1, 1, 0, None if keys is None else 0), out_axes=1)(
+          to_groups(q), to_groups(k), to_groups(v),
+          jnp.asarray(table.part_len), keys)
+  out, weights = res if isinstance(res, tuple) else (res, None)
+  out = take_static(out.reshape((n, num_parts * max_len) + out.shape[3:]),
+                    table.token_slots, axis=1)
+  return out if weights is None else (out, weights)
 
 
 class Mlp(nnx.Module):
@@ -138,12 +188,13 @@ class Block(nnx.Module):
     self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=drop, dtype=dtype,
                    rngs=rngs)
 
-  def __call__(self, x, *, kv_len=None, key=None, drop_path_rate=None,
-               return_weights=False):
-    """Args: x (N, L, C); kv_len (N,) valid tokens; returns (N, L, C)."""
+  def __call__(self, x, *, kv_len=None, groups=None, key=None,
+               drop_path_rate=None, return_weights=False):
+    """Args: x (N, L, C); kv_len (N,) valid tokens; groups: see Attention.
+    Returns (N, L, C)."""
     dp_key = lambda i: (None if drop_path_rate is None else _fold(key, i))
-    res = self.attn(self.norm1(x), kv_len=kv_len, key=_fold(key, 0),
-                    return_weights=return_weights)
+    res = self.attn(self.norm1(x), kv_len=kv_len, groups=groups,
+                    key=_fold(key, 0), return_weights=return_weights)
     y, weights = res if return_weights else (res, None)
     x = x + drop_path(y, drop_path_rate, dp_key(2))
     x = x + drop_path(self.mlp(self.norm2(x), key=_fold(key, 1)),

@@ -149,6 +149,80 @@ class PartTable:
     """(P,) int32 number of real tokens per part."""
     return np.array([len(p) for p in self.parts], np.int32)
 
+  # The unpadded token layout of the shared-weight part block: the P origin
+  # copies first (when there is an origin), then every other joint once, in
+  # part order; 21 tokens for H36M with an origin, 17 without.
+
+  @functools.cached_property
+  def token_joints(self) -> np.ndarray:
+    """(N_tok,) int32 joint of each token."""
+    origin = [self.origin] * self.num_parts if self.origin is not None else []
+    rest = [j for p in self.parts for j in p if j != self.origin]
+    return np.array(origin + rest, np.int32)
+
+  @functools.cached_property
+  def group_tokens(self) -> np.ndarray:
+    """(P, L) int32 token of each padded OPart slot (padding repeats the
+    part's first token; it is masked out of the keys)."""
+    origin = self.origin is not None
+    out = np.zeros((self.num_parts, self.max_len), np.int32)
+    nxt = self.num_parts if origin else 0
+    for p, joints in enumerate(self.parts):
+      toks = []
+      for j in joints:
+        if j == self.origin:
+          toks.append(p)
+        else:
+          toks.append(nxt)
+          nxt += 1
+      out[p] = toks + [toks[0]] * (self.max_len - len(toks))
+    return out
+
+  @functools.cached_property
+  def token_slots(self) -> np.ndarray:
+    """(N_tok,) int32 padded slot (p * L + i) holding each token."""
+    out = np.zeros(len(self.token_joints), np.int32)
+    for p in range(self.num_parts):
+      for i in range(self.part_len[p]):
+        out[self.group_tokens[p, i]] = p * self.max_len + i
+    return out
+
+  @functools.cached_property
+  def joint_tokens(self) -> np.ndarray:
+    """(J,) int32 token whose output each joint takes. The origin maps to
+    token 0, which the model overwrites with the merged origin feature."""
+    out = np.zeros(self.num_joints, np.int32)
+    for t, j in enumerate(self.token_joints):
+      if j != self.origin:
+        out[j] = t
+    return out
+
+  @functools.cached_property
+  def separation_matrix(self) -> np.ndarray:
+    """(J, P * L) 0/1 float32: joints -> padded OPart tokens (pad = 0).
+
+    Gathers written as matmuls: their gradients are matmuls too, where a
+    gather's gradient would be a scatter-add (slow on CPU).
+    """
+    m = np.zeros((self.num_joints, self.num_parts * self.max_len),
+                 np.float32)
+    for p, joints in enumerate(self.parts):
+      for i, j in enumerate(joints):
+        m[j, p * self.max_len + i] = 1.0
+    return m
+
+  @functools.cached_property
+  def recombination_matrix(self) -> np.ndarray:
+    """(P * L [+ 1], J) 0/1 float32: part tokens (+ merged origin) -> joints.
+
+    The transpose of `separation_matrix` without the origin copies, plus a
+    last row taking the merged origin when the table has one.
+    """
+    rows = self.num_parts * self.max_len + (self.origin is not None)
+    m = np.zeros((rows, self.num_joints), np.float32)
+    m[self.recombine_idx, np.arange(self.num_joints)] = 1.0
+    return m
+
   @functools.cached_property
   def recombine_idx(self) -> np.ndarray:
     """(J,) int32 index into the flattened ``P * L`` part tokens.

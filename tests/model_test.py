@@ -228,9 +228,10 @@ def test_remat_and_bf16_options():
     loss = lambda m: jnp.mean((m(x) - y) ** 2)
     return nnx.grad(loss)(model)
   g0 = grads(tiny_cfg())
-  g1 = grads(tiny_cfg(remat=True))
-  for a, b in zip(jax.tree.leaves(g0), jax.tree.leaves(g1)):
-    np.testing.assert_allclose(a, b, atol=1e-6)
+  for policy in ("full", "dots"):
+    g1 = grads(tiny_cfg(remat=policy))
+    for a, b in zip(jax.tree.leaves(g0), jax.tree.leaves(g1)):
+      np.testing.assert_allclose(a, b, atol=1e-6)
   model = model_lib.build_model(tiny_cfg(dtype="bfloat16"))
   out = model(x)
   assert out.dtype == jnp.float32

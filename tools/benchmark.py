@@ -46,6 +46,9 @@ def main(argv):
   config = _CONFIG.value
   m, t, b = config.model, config.data.num_frames, _BATCH.value
   dev = jax.devices()[0]
+  import os
+  print(f"allocator: GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES')} "
+        f"LD_PRELOAD={os.environ.get('LD_PRELOAD')}")
   print(f"device: {dev.device_kind} ({jax.default_backend()}), "
         f"{jax.device_count()} device(s), jax {jax.__version__}")
   print(f"model: depth {m.depth}, dim {m.dim}, heads {m.num_heads}, "
@@ -106,5 +109,7 @@ def _with_synthetic(config):
 
 
 if __name__ == "__main__":
+  from opformer_jax import cli
+  cli.reexec_with_allocator()
   flags.mark_flag_as_required("config")
   app.run(main)
