@@ -15,6 +15,8 @@ fails leaves existing output files untouched.
 from __future__ import annotations
 
 import os
+import sys
+import time
 
 import numpy as np
 
@@ -121,3 +123,19 @@ def describe(path: str) -> str:
           f"{size:.1f} MiB, layout {data.layout}, input_2d {data.input_2d}, "
           f"fields kp2d conf {' '.join(fields)}"
           + (" [SYNTHETIC]" if data.synthetic else ""))
+
+
+def run_cli(convert) -> None:
+  """Runs a converter for a CLI: `convert()` returns {split: path}.
+
+  Data and file errors end the program with a one-line message (exit 1);
+  on success each written file is described and the time printed.
+  """
+  start = time.time()
+  try:
+    paths = convert()
+  except (dataset.DataError, OSError) as e:
+    sys.exit(f"error: {e}")
+  for path in paths.values():
+    print(describe(path))
+  print(f"done in {time.time() - start:.1f} s")

@@ -205,10 +205,12 @@ def write_outputs(results, config, out_dir, *, model=None, meta=None):
   """results.json, results.md and figures into `out_dir`."""
   os.makedirs(out_dir, exist_ok=True)
   meta = dict(meta or {})
+  data = dataset.load(config.data.test_path)
   meta.update(dataset=config.data.name, test_path=config.data.test_path,
               num_frames=config.data.num_frames,
               flip_tta=bool(config.eval.flip_tta),
-              input_2d=config.data.input_2d,
+              input_2d="gt" if _gt2d(config, data) else data.input_2d,
+              synthetic=data.synthetic, data_source=str(data.source),
               gt2d_convention=config.eval.gt2d_convention)
   report.write_results_json(os.path.join(out_dir, "results.json"),
                             _jsonable(results), meta)
@@ -216,10 +218,14 @@ def write_outputs(results, config, out_dir, *, model=None, meta=None):
   lines = []
   for conv, res in results.items():
     title = name if conv == "default" else f"{name}, GT 2D, {conv} convention"
+    table_meta = dict(meta, gt2d_convention=(
+        conv if conv in GT2D_CONVENTIONS else meta["gt2d_convention"]))
     if res["protocol"] == "mpi3dhp":
-      lines.append(report.mpi_table_markdown(res, name=title))
+      lines.append(report.mpi_table_markdown(res, name=title,
+                                             meta=table_meta))
     else:
-      lines.append(report.h36m_table_markdown(res, name=title, meta=meta))
+      lines.append(report.h36m_table_markdown(res, name=title,
+                                              meta=table_meta))
   fileio.write_text(os.path.join(out_dir, "results.md"),
                     "\n\n".join(lines) + "\n")
   if not config.eval.figures:

@@ -143,3 +143,21 @@ def test_eval_stream_is_padded_and_masked_to_a_fixed_batch(tmp_path):
   assert n == len(batches) == 2
   assert [b["kp2d"].shape[0] for b in batches] == [4, 4]
   assert np.concatenate([b["mask"] for b in batches]).sum() == 6
+
+
+def test_outputs_name_the_conventions_and_synthetic_data(tmp_path):
+  path = tmp_path / "test.npz"
+  conftest.write_toy_split(path, num_seqs=3, length=18)
+  arrays = dict(dataset.load(str(path)).arrays)
+  arrays["synthetic"] = True
+  dataset.save(str(path), arrays)
+  config = toy_config(path, input_2d="gt")
+  res = evaluate.run_protocol(zeros, config, progress=False)
+  evaluate.write_outputs(res, config, str(tmp_path / "out"))
+  md = (tmp_path / "out" / "results.md").read_text()
+  assert md.count("Synthetic data") == 2
+  assert "motionbert convention" in md and "motionagformer convention" in md
+  assert "overwritten" in md.lower() or "overwrite" in md.lower()
+  for name in ("results.json", "fig4_mpjpe_histogram.png",
+               "fig5_part_error.png"):
+    assert (tmp_path / "out" / name).exists()

@@ -9,14 +9,11 @@ The 3D is univ_annot3 (camera-frame mm, universal skeleton); the test file's
 conversion succeeds.
 """
 
-import sys
-import time
 
 from absl import app
 from absl import flags
 
 from opformer_jax import convert_util
-from opformer_jax import dataset
 from opformer_jax import mpi3dhp
 
 _TRAIN = flags.DEFINE_string("train", None, "data_train_3dhp.npz.")
@@ -30,15 +27,8 @@ def main(argv):
   del argv
   if not (_TRAIN.value or _TEST.value):
     raise app.UsageError("give --train and/or --test")
-  start = time.time()
-  try:
-    paths = mpi3dhp.convert(_OUTPUT_DIR.value, _TRAIN.value, _TEST.value,
-                            progress=True)
-  except (dataset.DataError, OSError) as e:
-    sys.exit(f"error: {e}")
-  for path in paths.values():
-    print(convert_util.describe(path))
-  print(f"done in {time.time() - start:.1f} s")
+  convert_util.run_cli(lambda: mpi3dhp.convert(
+      _OUTPUT_DIR.value, _TRAIN.value, _TEST.value, progress=True))
 
 
 if __name__ == "__main__":

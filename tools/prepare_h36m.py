@@ -20,14 +20,11 @@ Train = S1, S5, S6, S7, S8; test = S9, S11. Nothing is written unless the
 whole conversion succeeds.
 """
 
-import sys
-import time
 
 from absl import app
 from absl import flags
 
 from opformer_jax import convert_util
-from opformer_jax import dataset
 from opformer_jax import h36m
 
 _LAYOUT = flags.DEFINE_enum(
@@ -57,16 +54,10 @@ def main(argv):
   if _LAYOUT.value == "videopose3d" and not _CAMERAS.value:
     raise app.UsageError("--layout=videopose3d needs --cameras="
                          "h36m_cameras.json")
-  start = time.time()
-  try:
-    paths = h36m.convert(_LAYOUT.value, _INPUT.value, _OUTPUT_DIR.value,
-                         input_2d_path=_INPUT_2D.value, cameras=_CAMERAS.value,
-                         input_2d=_MODE_2D.value, progress=True)
-  except (dataset.DataError, OSError) as e:
-    sys.exit(f"error: {e}")
-  for path in paths.values():
-    print(convert_util.describe(path))
-  print(f"done in {time.time() - start:.1f} s")
+  convert_util.run_cli(lambda: h36m.convert(
+      _LAYOUT.value, _INPUT.value, _OUTPUT_DIR.value,
+      input_2d_path=_INPUT_2D.value, cameras=_CAMERAS.value,
+      input_2d=_MODE_2D.value, progress=True))
 
 
 if __name__ == "__main__":

@@ -20,14 +20,11 @@ skeleton), scaled by --bvh_unit_mm.
 """
 
 import json
-import sys
-import time
 
 from absl import app
 from absl import flags
 
 from opformer_jax import convert_util
-from opformer_jax import dataset
 from opformer_jax import mocap
 
 _INPUTS = flags.DEFINE_list("inputs", None, "Joint .npz and/or .bvh files.")
@@ -73,21 +70,14 @@ def main(argv):
   if _BVH_MAPPING.value:
     with open(_BVH_MAPPING.value) as f:
       mapping = json.load(f)
-  start = time.time()
-  try:
-    paths = mocap.convert(
-        _INPUTS.value, _OUTPUT_DIR.value, cameras=_CAMERAS.value,
-        cameras_json=_H36M_CAMERAS.value if _CAMERAS.value == "h36m" else None,
-        fps=_FPS.value or None, noise_px=_NOISE_PX.value,
-        val_subjects=_VAL.value, seed=_SEED.value,
-        num_random_cameras=_NUM_RANDOM.value, min_frames=_MIN_FRAMES.value,
-        bvh_mapping=mapping, bvh_unit_mm=_BVH_UNIT_MM.value,
-        source_fps=_SOURCE_FPS.value, up_axis=_UP_AXIS.value, progress=True)
-  except (dataset.DataError, OSError) as e:
-    sys.exit(f"error: {e}")
-  for path in paths.values():
-    print(convert_util.describe(path))
-  print(f"done in {time.time() - start:.1f} s")
+  convert_util.run_cli(lambda: mocap.convert(
+      _INPUTS.value, _OUTPUT_DIR.value, cameras=_CAMERAS.value,
+      cameras_json=_H36M_CAMERAS.value if _CAMERAS.value == "h36m" else None,
+      fps=_FPS.value or None, noise_px=_NOISE_PX.value,
+      val_subjects=_VAL.value, seed=_SEED.value,
+      num_random_cameras=_NUM_RANDOM.value, min_frames=_MIN_FRAMES.value,
+      bvh_mapping=mapping, bvh_unit_mm=_BVH_UNIT_MM.value,
+      source_fps=_SOURCE_FPS.value, up_axis=_UP_AXIS.value, progress=True))
 
 
 if __name__ == "__main__":
