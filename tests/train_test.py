@@ -268,6 +268,38 @@ def test_killed_run_resumes_to_the_same_parameters(data_dir, tmp_path):
                      atol=1e-6)
 
 
+def test_quickstart_config_shrunk_trains_resumes_and_evaluates(tmp_path):
+  """The README's main job, shrunk: the real config on a small synthetic set."""
+  sys.path.insert(0, str(REPO))
+  from configs import quickstart  # pylint: disable=import-outside-toplevel
+  from opformer_jax import synthetic  # pylint: disable=import-outside-toplevel
+  train_path, test_path = synthetic.generate(
+      str(tmp_path / "data"), train_subjects=1, test_subjects=1, takes=1,
+      frames=40, cameras_per_take=1)
+  c = quickstart.get_config()
+  with c.unlocked():
+    c.data.train_path, c.data.test_path = train_path, test_path
+    config_lib.set_frames(c, 9)
+    c.model.update(depth=1, dim=32)
+    c.train.update(num_epochs=3, eval_every_epochs=1.0, log_every=5,
+                   compilation_cache="")
+    c.eval.attention_clips = 2
+  half = c.copy_and_resolve_references()
+  with half.unlocked():
+    half.train.max_updates = 10
+  first = train.train_and_evaluate(half, str(tmp_path / "run"))
+  assert first["step"] == 10
+  out = train.train_and_evaluate(c, str(tmp_path / "run"))   # resumes
+  steps = out["step"]
+  assert steps == 27                                   # 3 epochs x 9
+  res = out["results"]["default"]
+  assert res["num_frames"] > 0 and np.isfinite(res["action_avg"]["mpjpe"])
+  assert len(res["actions"]) == 7                      # synthetic actions
+  out_dir = tmp_path / "run" / "eval"
+  md = next(out_dir.glob("step_*/results.md")).read_text()
+  assert "Synthetic data" in md and "Walking" in md
+
+
 def test_config_typo_fails_at_start_up(tmp_path):
   run = subprocess.run(
       [sys.executable, "-m", "opformer_jax.train",
