@@ -54,14 +54,14 @@ class Options:
   subject_height_mm: float | None = None
 
 
-def make_apply_fn(model, batch_size: int):
-  """A jitted (B, T, J, 3) -> (B, T, J, 3) on the default device."""
+def make_apply_fn(model):
+  """A jitted (B, T, J, 3) -> (B, T, J, 3) on the default device; the
+  batch shape is fixed by `windows.predict_sequence`, so it compiles once."""
   graphdef, state = nnx.split(model)
 
   @jax.jit
   def apply(state, x):
     return nnx.merge(graphdef, state)(x)
-  del batch_size  # shapes are fixed by windows.predict_sequence
   return lambda x: apply(state, jnp.asarray(x, jnp.float32))
 
 
@@ -156,7 +156,7 @@ def infer_file(model, config: ml_collections.ConfigDict, input_path: str,
   if not tracks:
     raise ValueError(f"{input_path}: no person track found")
   os.makedirs(out_dir, exist_ok=True)
-  apply_fn = make_apply_fn(model, opts.batch_size)
+  apply_fn = make_apply_fn(model)
   written, frames, lift_s = {}, 0, 0.0
   for track in tqdm(tracks, desc="infer", unit="track",
                     disable=len(tracks) < 2):
