@@ -115,8 +115,8 @@ def restore_model(config: ml_collections.ConfigDict, workdir: str,
   """Builds the model of `config.model` and loads a checkpoint's weights.
 
   Works on whatever devices exist, whatever layout the checkpoint was
-  saved from (the arrays are re-sharded to `sharding`, default: replicated
-  on the first device).
+  saved from (the arrays are re-sharded to `sharding`, default: this
+  process's first device).
 
   Returns:
     (model, step, meta dict).
@@ -139,7 +139,8 @@ def restore_model(config: ml_collections.ConfigDict, workdir: str,
             for k, (a, b) in sorted(diff.items())))
   model = model_lib.abstract_model(config.model)
   graphdef, state = nnx.split(model)
-  sharding = sharding or jax.sharding.SingleDeviceSharding(jax.devices()[0])
+  sharding = sharding or jax.sharding.SingleDeviceSharding(
+      jax.local_devices()[0])
   try:
     out = mngr.restore(step, args=ocp.args.Composite(
         model=ocp.args.StandardRestore(_abstract(state, sharding)),

@@ -57,23 +57,15 @@ def flip_tta(apply_fn, kp2d, layout: str):
   return (pred + skeleton.flip_pose(pred_flip, layout)) / 2
 
 
-def make_predict_fn(model, config: ml_collections.ConfigDict):
-  """A jitted `kp2d (B, T, J, 3) numpy -> pred (B, T, J, 3)` for evaluation.
+def make_predict(graphdef, config: ml_collections.ConfigDict):
+  """The jitted evaluation forward `(model state, kp2d) -> pred`.
 
   Applies flip TTA when `config.eval.flip_tta` and sets the predicted root
-  to 0 (MotionBERT `rootrel`). Batches are split over this process's
-  devices when the batch size allows; every process evaluates on its own
-  devices, without collectives.
+  to 0 (MotionBERT `rootrel`). Build it once and reuse it (validation
+  during training does), so it is traced once.
   """
-  graphdef, state = nnx.split(model)
   layout = config.model.layout
   root = skeleton.get_layout(layout).root
-  devices = jax.local_devices()
-  if config.eval.batch_size % len(devices):
-    devices = devices[:1]
-  mesh = parallel.make_mesh(devices)
-  state = jax.device_put(state, parallel.replicated(mesh))
-  batch_sharding = parallel.batch_sharding(mesh)
 
   @jax.jit
   def predict(state, kp2d):
@@ -81,6 +73,27 @@ def make_predict_fn(model, config: ml_collections.ConfigDict):
     pred = (flip_tta(apply, kp2d, layout) if config.eval.flip_tta
             else apply(kp2d))
     return pred.at[:, :, root].set(0.0)
+  return predict
+
+
+def make_predict_fn(model, config: ml_collections.ConfigDict, predict=None):
+  """A `kp2d (B, T, J, 3) numpy -> pred (B, T, J, 3)` for evaluation.
+
+  Batches are split over this process's devices when the batch size
+  allows; every process evaluates on its own devices, without collectives
+  (a model sharded over several processes is first reduced to this
+  process's replica). `predict` is a `make_predict` result to reuse.
+  """
+  graphdef, state = nnx.split(model)
+  predict = predict or make_predict(graphdef, config)
+  state = jax.tree.map(
+      lambda x: x if x.is_fully_addressable else x.addressable_data(0), state)
+  devices = jax.local_devices()
+  if config.eval.batch_size % len(devices):
+    devices = devices[:1]
+  mesh = parallel.make_mesh(devices)
+  state = jax.device_put(state, parallel.replicated(mesh))
+  batch_sharding = parallel.batch_sharding(mesh)
 
   def predict_fn(kp2d):
     return predict(state, jax.device_put(np.asarray(kp2d, np.float32),
@@ -127,7 +140,10 @@ def run_protocol(predict_fn, config, path=None, *, max_clips=-1,
   if mode == "centered":
     evaluators = {"default": metrics.MPI3DHPEvaluator(root=root)}
   else:
-    conventions = GT2D_CONVENTIONS if _gt2d(config, data) else ("default",)
+    # MotionBERT's overwrite puts input xy (screen-normalised) in place of
+    # predicted xy: meaningful only for image-space labels.
+    conventions = (GT2D_CONVENTIONS if _gt2d(config, data) and
+                   config.data.label_space == "image" else ("default",))
     evaluators = {c: metrics.H36MEvaluator.from_data(
         data, root=root,
         skip_fn=h36m.is_skipped if config.data.name == "h36m"

@@ -7,9 +7,18 @@ add `0.5 * N-MPJPE` and use lambda = 20 in the same normalised units.
 import jax.numpy as jnp
 
 
+def _norm(d):
+  # The Euclidean norm's gradient is NaN at 0 (jnp.linalg.norm); PyTorch's
+  # is 0. A joint predicted exactly right (e.g. a constant root, whose
+  # velocity error is 0) must not poison the step with NaNs.
+  sq = jnp.sum(d * d, axis=-1)
+  safe = jnp.where(sq > 0, sq, 1.0)
+  return jnp.where(sq > 0, jnp.sqrt(safe), 0.0)
+
+
 def mpjpe(pred, gt):
   """Mean per-joint Euclidean error, averaged over everything."""
-  return jnp.mean(jnp.linalg.norm(pred - gt, axis=-1))
+  return jnp.mean(_norm(pred - gt))
 
 
 def velocity(pred, gt):

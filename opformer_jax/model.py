@@ -236,7 +236,9 @@ class OPFormer(nnx.Module):
     self.drop_path_rate = cfg.drop_path_rate
     dim = cfg.dim
     init = layers.kernel_init
-    self.embed = nnx.Linear(3, dim, kernel_init=init, dtype=self.dtype,
+    # Embedding and head run in float32 whatever model.dtype: the input
+    # coordinates and the output poses would lose ~1 mm in bfloat16.
+    self.embed = nnx.Linear(3, dim, kernel_init=init, dtype=jnp.float32,
                             rngs=rngs)
     self.pos_s = nnx.Param(init(rngs.params(), (self.num_joints, dim)))
     self.pos_t = nnx.Param(init(rngs.params(), (cfg.max_frames, dim)))
@@ -251,16 +253,16 @@ class OPFormer(nnx.Module):
     else:
       self.loops = nnx.List([Loop(cfg, rngs=rngs) for _ in range(cfg.depth)])
 
-    self.norm = nnx.LayerNorm(dim, epsilon=cfg.ln_eps, dtype=self.dtype,
+    self.norm = nnx.LayerNorm(dim, epsilon=cfg.ln_eps, dtype=jnp.float32,
                               rngs=rngs)
     if cfg.pre_logits_dim:
       self.pre_logits = nnx.Linear(dim, cfg.pre_logits_dim, kernel_init=init,
-                                   dtype=self.dtype, rngs=rngs)
+                                   dtype=jnp.float32, rngs=rngs)
       head_in = cfg.pre_logits_dim
     else:
       self.pre_logits = None
       head_in = dim
-    self.head = nnx.Linear(head_in, 3, kernel_init=init, dtype=self.dtype,
+    self.head = nnx.Linear(head_in, 3, kernel_init=init, dtype=jnp.float32,
                            rngs=rngs)
 
   def _check(self, x):
@@ -288,7 +290,8 @@ class OPFormer(nnx.Module):
     """
     self._check(x)
     t = x.shape[1]
-    h = self.embed(x.astype(self.dtype)) + self.pos_s[...].astype(self.dtype)
+    h = (self.embed(x.astype(jnp.float32)) + self.pos_s[...]).astype(
+        self.dtype)
     pos_t = self.pos_t[:t]
     if self.temporal_embed == "once":
       h = h + pos_t[None, :, None, :].astype(self.dtype)
@@ -321,7 +324,7 @@ class OPFormer(nnx.Module):
         maps.append(m)
       maps = (jax.tree.map(lambda *a: jnp.stack(a), *maps)
               if return_attention else None)
-    h = self.norm(h)
+    h = self.norm(h.astype(jnp.float32))
     if self.pre_logits is not None:
       h = jnp.tanh(self.pre_logits(h))
     out = self.head(h).astype(jnp.float32)

@@ -12,9 +12,13 @@ import optax
 from flax import nnx
 
 
-def updates_per_epoch(steps_per_epoch: int, accum_steps: int) -> int:
-  """Optimizer updates in one epoch of `steps_per_epoch` micro-batches."""
-  return max(1, steps_per_epoch // accum_steps)
+def updates_per_epoch(steps_per_epoch: int, accum_steps: int) -> float:
+  """Optimizer updates in one epoch of `steps_per_epoch` micro-batches.
+
+  Fractional when they do not divide: MultiSteps carries the partial
+  accumulation into the next epoch, so the decay stays once per epoch.
+  """
+  return max(1.0, steps_per_epoch / accum_steps)
 
 
 def lr_schedule(cfg: ml_collections.ConfigDict, updates_in_epoch: int):

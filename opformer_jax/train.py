@@ -150,10 +150,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
         meta={"step": step, "epoch": step / steps_per_epoch,
               "best_val_mpjpe": best, "val_mpjpe": val_mpjpe})
 
+  predict = evaluate.make_predict(nnx.graphdef(model), config)
+
   def validate():
     model_, _ = nnx.merge(graphdef, state)
     res = evaluate.run_protocol(
-        evaluate.make_predict_fn(model_, config), config,
+        evaluate.make_predict_fn(model_, config, predict), config,
         max_clips=config.train.eval_max_clips, progress=False)
     return evaluate.headline(res, config)
 
@@ -168,7 +170,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       if not np.isfinite(losses_host).all():
         mngr.wait_until_finished()
         raise FloatingPointError(
-            f"non-finite training loss before micro-step {step}; stopped. "
+            f"non-finite training loss or gradient before micro-step {step}; "
+            "stopped. "
             f"The last good checkpoint (step {last_good}) is kept in "
             f"{mngr.directory}. Lower optim.lr or check the data.")
 
@@ -180,7 +183,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       batch = next(data_iter)
       batch = parallel.to_global({k: batch[k] for k in _DEVICE_KEYS}, mesh)
       state, meas = train_step(state, batch, jnp.asarray(step, jnp.int32))
-      pending.append(meas["loss"])
+      # A finite loss can still come with NaN gradients: check both.
+      pending.append(meas["loss"] + meas["grad_norm"])
       step += 1
       clips0 += config.train.batch_size
       bar.update(1)
@@ -189,6 +193,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       if step % config.train.log_every == 0 or do_eval:
         check_finite()
         meas = {k: float(v) for k, v in jax.device_get(meas).items()}
+        if not math.isfinite(meas["train_mpjpe_mm"]):
+          del meas["train_mpjpe_mm"]   # the split has no 2.5D factor
         dt = time.perf_counter() - t0
         meas["clips_per_s"] = clips0 / dt if step > step0 else 0.0
         meas["epoch"] = step / steps_per_epoch

@@ -93,6 +93,15 @@ def test_gt2d_input_is_scored_under_both_named_conventions(tmp_path):
   assert evaluate.headline(res, config) == pytest.approx(z_only, rel=1e-5)
 
 
+def test_motionbert_overwrite_needs_image_space_labels(tmp_path):
+  path = conftest.write_toy_split(tmp_path / "test.npz", num_seqs=2,
+                                  length=18, input_2d="gt")
+  config = toy_config(path)
+  config.data.label_space = "camera"
+  res = evaluate.run_protocol(zeros, config, progress=False)
+  assert list(res) == ["default"]
+
+
 def test_h36m_skip_list_applies_only_to_h36m(tmp_path):
   path = tmp_path / "test.npz"
   conftest.write_toy_split(path, num_seqs=2, length=18)

@@ -40,6 +40,21 @@ def test_lr_decays_once_per_epoch_counted_in_optimizer_updates():
   assert float(optimizer.learning_rate(state)) == 0.25
 
 
+def test_decay_stays_once_per_epoch_when_updates_do_not_divide_it():
+  config = make_config(lr=1.0, lr_decay=0.5)
+  tx = optimizer.make(config, 10)          # 10 micro-steps = 2.5 updates
+  params = {"w": jnp.zeros(1)}
+  state = tx.init(params)
+  steps = []
+  for _ in range(40):                      # 4 epochs, 10 updates
+    upd, state = tx.update({"w": jnp.ones(1)}, state, params)
+    steps.append(-float(upd["w"][0]))
+  applied = [s for s in steps if s != 0]
+  # Update u uses 0.5 ** floor(u / 2.5): epochs end after 2.5, 5, 7.5.
+  want = [0.5 ** np.floor(u / 2.5) for u in range(10)]
+  np.testing.assert_allclose(applied, want, rtol=1e-5)
+
+
 def test_params_change_only_on_every_kth_micro_step():
   tx = optimizer.make(make_config(lr=0.1), 100)
   params = {"w": jnp.zeros(2)}

@@ -218,7 +218,11 @@ def _env(devices):
 
 
 def test_two_processes_on_localhost_agree_with_one(data_dir, tmp_path):
-  c = tiny_config(data_dir, max_updates=2, batch_size=4)
+  # Validation and the final evaluation run too: each process restores and
+  # scores on its own devices.
+  c = tiny_config(data_dir, max_updates=2, batch_size=4,
+                  eval_every_epochs=0.5, final_eval=True)
+  c.eval.figures = False
   cfg = json.dumps(c.to_dict())
   port = str(_free_port())
   procs = [subprocess.Popen(
@@ -235,6 +239,10 @@ def test_two_processes_on_localhost_agree_with_one(data_dir, tmp_path):
   assert one.returncode == 0, one.stdout[-2000:] + one.stderr[-3000:]
   assert_trees_close(params_of(c, tmp_path / "one"),
                      params_of(c, tmp_path / "two"), atol=1e-5)
+  res = [json.load(open(next((tmp_path / d / "eval").glob("*/results.json"))))
+         for d in ("one", "two")]
+  assert res[0]["results"]["default"]["action_avg"]["mpjpe"] == pytest.approx(
+      res[1]["results"]["default"]["action_avg"]["mpjpe"], rel=1e-4)
 
 
 def test_killed_run_resumes_to_the_same_parameters(data_dir, tmp_path):
