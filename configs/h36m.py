@@ -27,7 +27,7 @@ Hardware and expected runtime: the paper row (depth 8, dim 512, T = 243,
 61.1 M parameters, 472 forward GFLOPs per clip) needs a GPU: 120 epochs of
 ~17.7k clips, one epoch ~25 PFLOP of training. Estimated ~3 minutes per
 epoch on one H100 at 160 TFLOP/s (not measured here; `tools/benchmark.py`
-measures yours); measured on a 2-core CPU: 47.5 hours per epoch.
+measures yours); measured on a 2-core CPU: 42.4 hours per epoch.
 
 Expected MPJPE (paper, action-averaged, MotionBERT protocol): T = 243 SH
 detections 37.6 mm (P-MPJPE 31.8 mm); GT 2D 15.2 mm. The paper's numbers

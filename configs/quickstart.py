@@ -12,7 +12,7 @@ pipeline works end to end, not how OPFormer does on real data.
 Hardware and runtime: 2-core CPU, about 4 minutes for 5 epochs of training
 and the evaluation that follows (Human3.6M-style protocol: flip TTA,
 per-action table, figures) into WORKDIR/eval/. Expected MPJPE on the
-synthetic test split: 60.9 mm action-averaged (P-MPJPE 43.6 mm), measured on
+synthetic test split: 57.5 mm action-averaged (P-MPJPE 43.6 mm), measured on
 a 2-core CPU; runs are deterministic for a given seed and machine.
 """
 

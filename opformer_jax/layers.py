@@ -56,6 +56,15 @@ def take_static(x, idx, axis: int):
   return pieces[0] if len(pieces) == 1 else jnp.concatenate(pieces, axis)
 
 
+def gelu(x: jax.Array) -> jax.Array:
+  """Exact GELU as PyTorch computes it, x * (1 + erf(x / sqrt 2)) / 2.
+
+  `jax.nn.gelu(approximate=False)` goes through erfc, 20 % slower on CPU
+  (fwd + bwd); the two agree to 1e-6.
+  """
+  return 0.5 * x * (1.0 + jax.lax.erf(x * np.sqrt(0.5).astype(x.dtype)))
+
+
 def _fold(key, i):
   return None if key is None else jax.random.fold_in(key, i)
 
@@ -82,16 +91,20 @@ def attention_core(q, k, v, *, kv_len=None, impl="einsum", dropout_rate=0.0,
         q, k, v, key_value_seq_lengths=kv_len,
         implementation=None if impl == "xla" else "cudnn")
   scale = q.shape[-1] ** -0.5
-  logits = jnp.einsum("nqhd,nkhd->nhqk", q * jnp.asarray(scale, q.dtype), k)
+  # Head-major operands for the two batched matmuls: explicit transposes
+  # measured 15-20 % faster than letting XLA pick layouts for the einsums
+  # on a 2-core CPU (fwd + bwd at the paper's part/spatial/temporal shapes).
+  q, k, v = (a.transpose(0, 2, 1, 3) for a in (q, k, v))  # (N, H, L, D)
+  logits = (q * jnp.asarray(scale, q.dtype)) @ k.transpose(0, 1, 3, 2)
   # Softmax in float32 whatever the compute dtype.
   logits = logits.astype(jnp.float32)
   if kv_len is not None:
-    valid = jnp.arange(k.shape[1])[None, :] < kv_len[:, None]  # (N, Lk)
+    valid = jnp.arange(k.shape[2])[None, :] < kv_len[:, None]  # (N, Lk)
     logits = jnp.where(valid[:, None, None, :], logits,
                        jnp.finfo(jnp.float32).min)
   weights = jax.nn.softmax(logits, axis=-1)
   probs = dropout(weights, dropout_rate, key).astype(v.dtype)
-  out = jnp.einsum("nhqk,nkhd->nqhd", probs, v)
+  out = (probs @ v).transpose(0, 2, 1, 3)
   return (out, weights) if return_weights else out
 
 
@@ -169,8 +182,7 @@ class Mlp(nnx.Module):
     self.drop = drop
 
   def __call__(self, x, *, key=None):
-    x = dropout(jax.nn.gelu(self.fc1(x), approximate=False), self.drop,
-                _fold(key, 0))
+    x = dropout(gelu(self.fc1(x)), self.drop, _fold(key, 0))
     return dropout(self.fc2(x), self.drop, _fold(key, 1))
 
 

@@ -268,6 +268,17 @@ def test_attention_implementations_agree():
   assert float(jnp.abs(w[5, :, :, 1:]).max()) == 0.0
 
 
+def test_gelu_is_the_exact_erf_gelu():
+  x = jnp.linspace(-10.0, 10.0, 2001)
+  # Independent reference: the Gaussian CDF in float64.
+  from scipy.special import ndtr
+  ref = np.asarray(x, np.float64) * ndtr(np.asarray(x, np.float64))
+  np.testing.assert_allclose(layers.gelu(x), ref, atol=2e-6)
+  g = jax.vmap(jax.grad(layers.gelu))(x)
+  g_ref = jax.vmap(jax.grad(lambda t: jax.nn.gelu(t, approximate=False)))(x)
+  np.testing.assert_allclose(g, g_ref, atol=2e-6)
+
+
 def test_flops_count_matches_xla_cost_analysis_roughly():
   cfg = tiny_cfg(dim=64, depth=1)
   model = model_lib.build_model(cfg)

@@ -14,6 +14,8 @@ next to what the train step consumes. `--epoch_clips` (default: Human3.6M's
 17,748 clips at T = 243) turns the step time into an epoch time.
 """
 
+import os
+
 from absl import app
 from absl import flags
 from ml_collections import config_flags
@@ -46,7 +48,6 @@ def main(argv):
   config = _CONFIG.value
   m, t, b = config.model, config.data.num_frames, _BATCH.value
   dev = jax.devices()[0]
-  import os
   print(f"allocator: GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES')} "
         f"LD_PRELOAD={os.environ.get('LD_PRELOAD')}")
   print(f"device: {dev.device_kind} ({jax.default_backend()}), "
