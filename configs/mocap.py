@@ -18,8 +18,8 @@ image-space label is off by centimetres for subjects far from the optical
 axis, which mocap placed around the capture volume often is.
 
 Hardware and runtime: the default (depth 4, dim 64, T = 27, 4 epochs of 8.9k
-clips) takes about 21 minutes on a 2-core CPU and reaches 65.4 mm
-action-averaged (56.7 mm frame-averaged, P-MPJPE 51.2 mm) on the validation
+clips) takes about 20 minutes on a 2-core CPU and reaches 67.3 mm
+action-averaged (60.7 mm frame-averaged, P-MPJPE 53.7 mm) on the validation
 split prepared as above (measured; no paper number exists for this data).
 
 Arguments: data_dir=..., frames=N, depth=N, dim=N, epochs=N, paper (the
