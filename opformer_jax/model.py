@@ -126,8 +126,7 @@ class PartBranch(nnx.Module):
     b, t, j, c = x.shape
     tab = self.table
     num_parts, max_len = tab.part_idx.shape
-    sep = jnp.asarray(tab.separation_matrix, x.dtype)
-    parts = jnp.einsum("btjc,jk->btkc", x, sep).reshape(
+    parts = layers.take_static(x, tab.part_idx, axis=2).reshape(
         b * t, num_parts, max_len, c)
     kv_len = jnp.asarray(tab.part_len)
     keys = (None if key is None else
@@ -146,8 +145,7 @@ class PartBranch(nnx.Module):
     if tab.origin is not None:
       origin = self._merge_origin(out[:, :, ::max_len])
       out = jnp.concatenate([out, origin[:, :, None]], axis=2)
-    out = jnp.einsum("btkc,kj->btjc", out,
-                     jnp.asarray(tab.recombination_matrix, out.dtype))
+    out = layers.take_static(out, tab.recombine_idx, axis=2)
     if return_weights:
       # (B*T, P, H, L, L) -> (P, H, L, L) averaged over batch and time.
       return out, weights.mean(axis=0)

@@ -198,32 +198,6 @@ class PartTable:
     return out
 
   @functools.cached_property
-  def separation_matrix(self) -> np.ndarray:
-    """(J, P * L) 0/1 float32: joints -> padded OPart tokens (pad = 0).
-
-    Gathers written as matmuls: their gradients are matmuls too, where a
-    gather's gradient would be a scatter-add (slow on CPU).
-    """
-    m = np.zeros((self.num_joints, self.num_parts * self.max_len),
-                 np.float32)
-    for p, joints in enumerate(self.parts):
-      for i, j in enumerate(joints):
-        m[j, p * self.max_len + i] = 1.0
-    return m
-
-  @functools.cached_property
-  def recombination_matrix(self) -> np.ndarray:
-    """(P * L [+ 1], J) 0/1 float32: part tokens (+ merged origin) -> joints.
-
-    The transpose of `separation_matrix` without the origin copies, plus a
-    last row taking the merged origin when the table has one.
-    """
-    rows = self.num_parts * self.max_len + (self.origin is not None)
-    m = np.zeros((rows, self.num_joints), np.float32)
-    m[self.recombine_idx, np.arange(self.num_joints)] = 1.0
-    return m
-
-  @functools.cached_property
   def recombine_idx(self) -> np.ndarray:
     """(J,) int32 index into the flattened ``P * L`` part tokens.
 
