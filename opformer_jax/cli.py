@@ -1,7 +1,8 @@
-"""The thin `python -m` layer: absl flags, logging, multi-host start-up.
+"""What the `python -m` entry points share: start-up, allocator, common flags.
 
-Only this module defines flags, and only when an entry point runs, so every
-library function stays importable and callable from tests and notebooks.
+Each entry point (`train`, `evaluate`, `infer`) defines its own flags, and
+only when it runs as `__main__`, so every library function stays importable
+and callable from tests and notebooks.
 """
 
 import glob
@@ -46,7 +47,8 @@ def reexec_with_allocator() -> None:
   os.execve(sys.executable, argv, env)
 
 
-def _define_common(workdir_help: str):
+def define_config_and_workdir(workdir_help: str):
+  """Defines the --config and --workdir flags every entry point takes."""
   config = config_flags.DEFINE_config_file(
       "config", None, "Config file, e.g. configs/h36m.py or "
       "configs/h36m.py:t81,gt. Override fields with --config.a.b=value.",
@@ -56,7 +58,8 @@ def _define_common(workdir_help: str):
   return config, workdir
 
 
-def _start():
+def start_jax():
+  """Logs the JAX set-up and joins a multi-host run when there is one."""
   import jax  # pylint: disable=g-import-not-at-top
   from opformer_jax import parallel  # pylint: disable=g-import-not-at-top
   logging.getLogger().setLevel(logging.INFO)
@@ -66,68 +69,6 @@ def _start():
                jax.process_count(), jax.local_device_count())
 
 
-def run(fn, kind: str):
-  """Defines the flags of entry point `kind` and runs `fn` under absl."""
-  reexec_with_allocator()
-  if kind == "workdir":   # train
-    config, workdir = _define_common(
-        "Directory for checkpoints, logs and results; an existing run there "
-        "is resumed.")
-
-    def main(argv):
-      del argv
-      _start()
-      fn(config.value, workdir.value)
-  elif kind == "evaluate":
-    config, workdir = _define_common("The training workdir to evaluate.")
-    step = flags.DEFINE_string(
-        "step", "best", "'best' (lowest validation MPJPE), 'latest' or a "
-        "step number.")
-
-    def main(argv):
-      del argv
-      _start()
-      fn(config.value, workdir.value, step.value)
-  elif kind == "infer":
-    config, workdir = _define_common("The training workdir whose checkpoint "
-                                     "lifts the keypoints.")
-    step = flags.DEFINE_string("step", "best", "'best', 'latest' or a step.")
-    inp = flags.DEFINE_string("input", None, "Keypoint file (see --format).")
-    out = flags.DEFINE_string("output", None, "Output directory.")
-    fmt = flags.DEFINE_enum(
-        "format", "auto", ["auto", "videopose3d", "mmpose", "alphapose",
-                           "array"],
-        "Input format: VideoPose3D custom npz, MMPose prediction JSON, "
-        "AlphaPose JSON (COCO-17 / Halpe-26), or H36M-17 .npy/.npz arrays.")
-    size = flags.DEFINE_list("image_size", None, "W,H of the video in px "
-                             "when the file stores none.")
-    render = flags.DEFINE_enum("render", "gif", ["gif", "mp4", "none"],
-                               "Animation of 2D input beside 3D output.")
-    max_frames = flags.DEFINE_integer("render_max_frames", 300,
-                                      "Frames drawn per animation.")
-    overlap = flags.DEFINE_float("overlap", 0.5, "Window overlap in [0, 1).")
-    flip = flags.DEFINE_bool("flip_tta", True, "Flip test-time augmentation.")
-    fps = flags.DEFINE_float("fps", None, "Frame rate when the file stores "
-                             "none (default 30).")
-    mm_per_px = flags.DEFINE_float(
-        "mm_per_px", None, "2.5D factor (mm per px at the subject's depth, "
-        "= depth / focal length) for outputs in mm.")
-    height = flags.DEFINE_float(
-        "subject_height_mm", None, "Subject's height (head to ankles) for "
-        "outputs in mm, when --mm_per_px is unknown.")
-    flags.mark_flags_as_required(["input", "output"])
-
-    def main(argv):
-      del argv
-      _start()
-      from opformer_jax import infer  # pylint: disable=g-import-not-at-top
-      opts = infer.Options(
-          fmt=fmt.value, overlap=overlap.value, flip_tta=flip.value,
-          image_size=tuple(int(v) for v in size.value) if size.value
-          else None, render=render.value, render_max_frames=max_frames.value,
-          fps=fps.value, mm_per_px=mm_per_px.value,
-          subject_height_mm=height.value)
-      fn(config.value, workdir.value, inp.value, out.value, opts, step.value)
-  else:
-    raise ValueError(kind)
+def run(main) -> None:
+  """Runs an entry point's absl `main(argv)` after its flags are defined."""
   app.run(main, argv=sys.argv)

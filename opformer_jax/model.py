@@ -390,3 +390,17 @@ def flops_per_clip(cfg: ml_collections.ConfigDict, num_frames: int) -> dict:
   out["total"] = sum(out.values())
   out["per_frame"] = out["total"] / t
   return out
+
+
+def flip_tta(apply_fn, kp2d, layout: str):
+  """Flip test-time augmentation: (f(x) + flip(f(flip(x)))) / 2.
+
+  Args:
+    apply_fn: (B, T, J, 3) -> (B, T, J, 3).
+    kp2d: (B, T, J, 3) normalised (x, y, conf); the confidence channel is
+      swapped with its joints.
+    layout: joint order name.
+  """
+  pred = apply_fn(kp2d)
+  pred_flip = apply_fn(skeleton.flip_pose(kp2d, layout))
+  return (pred + skeleton.flip_pose(pred_flip, layout)) / 2

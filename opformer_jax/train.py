@@ -24,8 +24,8 @@ from flax import nnx
 from tqdm import tqdm
 
 from opformer_jax import checkpointing
-from opformer_jax import evaluate
-from opformer_jax import input_pipeline
+from opformer_jax.evaluate import run as evaluate
+from opformer_jax.data import input_pipeline
 from opformer_jax import losses
 from opformer_jax import metric_writer
 from opformer_jax import model as model_lib
@@ -236,7 +236,7 @@ def resolve_data(config: ml_collections.ConfigDict):
   """
   if config.data.name != "synthetic" or config.data.train_path:
     return config
-  from opformer_jax import synthetic  # pylint: disable=g-import-not-at-top
+  from opformer_jax.data import synthetic  # pylint: disable=g-import-not-at-top
   train_path, test_path = synthetic.ensure_default(os.path.expanduser(
       "~/.cache/opformer_jax/synthetic"))
   config = ml_collections.ConfigDict(config.to_dict())
@@ -247,13 +247,27 @@ def resolve_data(config: ml_collections.ConfigDict):
 
 
 def _is_synthetic(config) -> bool:
-  from opformer_jax import dataset
+  from opformer_jax.data import dataset
   try:
     return dataset.load(config.data.train_path).synthetic
   except Exception:  # reported properly by the pipeline
     return False
 
 
+def main():
+  """`python -m opformer_jax.train --config=... --workdir=...`."""
+  from opformer_jax import cli  # pylint: disable=g-import-not-at-top
+  cli.reexec_with_allocator()
+  config, workdir = cli.define_config_and_workdir(
+      "Directory for checkpoints, logs and results; an existing run there "
+      "is resumed.")
+
+  def run(argv):
+    del argv
+    cli.start_jax()
+    train_and_evaluate(config.value, workdir.value)
+  cli.run(run)
+
+
 if __name__ == "__main__":
-  from opformer_jax import cli
-  cli.run(train_and_evaluate, "workdir")
+  main()

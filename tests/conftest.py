@@ -45,7 +45,7 @@ def write_toy_split(path, num_seqs=4, length=40, seed=0, input_2d="detected",
   protocol runs; the numbers mean nothing.
   """
   import numpy as np
-  from opformer_jax import dataset
+  from opformer_jax.data import dataset
   rng = np.random.default_rng(seed)
   n = num_seqs * length
   kp3d = (rng.normal(size=(n, 17, 3)) * 200 + [0, 0, 5000]).astype("f4")

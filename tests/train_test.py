@@ -280,7 +280,7 @@ def test_quickstart_config_shrunk_trains_resumes_and_evaluates(tmp_path):
   """The README's main job, shrunk: the real config on a small synthetic set."""
   sys.path.insert(0, str(REPO))
   from configs import quickstart  # pylint: disable=import-outside-toplevel
-  from opformer_jax import synthetic  # pylint: disable=import-outside-toplevel
+  from opformer_jax.data import synthetic  # pylint: disable=import-outside-toplevel
   train_path, test_path = synthetic.generate(
       str(tmp_path / "data"), train_subjects=1, test_subjects=1, takes=1,
       frames=40, cameras_per_take=1)

@@ -77,9 +77,9 @@ import warnings
 from absl import logging
 import numpy as np
 
-from opformer_jax import camera
+from opformer_jax.data import camera
 from opformer_jax import skeleton
-from opformer_jax.dataset import DataError
+from opformer_jax.errors import DataError
 
 FORMATS = ("videopose3d", "mmpose", "alphapose", "array")
 

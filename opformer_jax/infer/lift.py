@@ -33,10 +33,10 @@ from flax import nnx
 from tqdm import tqdm
 
 from opformer_jax import fileio
-from opformer_jax import keypoint_formats
-from opformer_jax import render
+from opformer_jax.formats import keypoint_formats
+from opformer_jax.infer import render
 from opformer_jax import skeleton
-from opformer_jax import windows
+from opformer_jax.infer import windows
 
 
 @dataclasses.dataclass
@@ -180,8 +180,3 @@ def infer(config: ml_collections.ConfigDict, workdir: str, input_path: str,
   print(f"Lifted {out['frames']} frames in {n} track(s) with step {step} "
         f"at {out['frames_per_s']:.0f} frames/s; outputs in {out_dir}")
   return out
-
-
-if __name__ == "__main__":
-  from opformer_jax import cli
-  cli.run(infer, "infer")

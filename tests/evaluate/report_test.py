@@ -6,8 +6,8 @@ import os
 import numpy as np
 import pytest
 
-from opformer_jax import metrics
-from opformer_jax import report
+from opformer_jax.evaluate import metrics
+from opformer_jax.evaluate import report
 
 H36M_LABELS = ("Directions", "Discussion", "Eating", "Greeting", "Phoning",
                "TakingPhoto", "Posing", "Purchases", "Sitting", "SittingDown",

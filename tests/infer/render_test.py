@@ -5,7 +5,7 @@ from matplotlib import animation
 from PIL import Image
 import pytest
 
-from opformer_jax import render
+from opformer_jax.infer import render
 
 _SMALL = {"figsize": (4.0, 2.0), "dpi": 40}
 

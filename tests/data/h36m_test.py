@@ -9,11 +9,11 @@ import h5py
 import numpy as np
 import pytest
 
-from opformer_jax import camera
-from opformer_jax import dataset
-from opformer_jax import h36m
+from opformer_jax.data import camera
+from opformer_jax.data import dataset
+from opformer_jax.data import h36m
 from opformer_jax import skeleton
-from opformer_jax import synthetic
+from opformer_jax.data import synthetic
 
 # Human3.6M's own S9 file names (as VideoPose3D / 3d-pose-baseline keep them).
 S9_NAMES = ("Directions 1", "Directions", "Discussion 1", "Discussion 2",

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from opformer_jax import keypoint_formats as kf
-from opformer_jax.dataset import DataError
+from opformer_jax.formats import keypoint_formats as kf
+from opformer_jax.data.dataset import DataError
 
 
 def _coco_frames(num_frames, seed=0):

@@ -30,31 +30,18 @@ from flax import nnx
 from tqdm import tqdm
 
 from opformer_jax import checkpointing
-from opformer_jax import dataset
+from opformer_jax.data import dataset
 from opformer_jax import fileio
-from opformer_jax import h36m
-from opformer_jax import input_pipeline
-from opformer_jax import metrics
+from opformer_jax.data import h36m
+from opformer_jax.data import input_pipeline
+from opformer_jax.evaluate import metrics
+from opformer_jax import model as model_lib
 from opformer_jax import parallel
-from opformer_jax import plots
-from opformer_jax import report
+from opformer_jax.evaluate import plots
+from opformer_jax.evaluate import report
 from opformer_jax import skeleton
 
 GT2D_CONVENTIONS = ("motionagformer", "motionbert")
-
-
-def flip_tta(apply_fn, kp2d, layout: str):
-  """Flip test-time augmentation: (f(x) + flip(f(flip(x)))) / 2.
-
-  Args:
-    apply_fn: (B, T, J, 3) -> (B, T, J, 3).
-    kp2d: (B, T, J, 3) normalised (x, y, conf); the confidence channel is
-      swapped with its joints.
-    layout: joint order name.
-  """
-  pred = apply_fn(kp2d)
-  pred_flip = apply_fn(skeleton.flip_pose(kp2d, layout))
-  return (pred + skeleton.flip_pose(pred_flip, layout)) / 2
 
 
 def make_predict(graphdef, config: ml_collections.ConfigDict):
@@ -70,7 +57,7 @@ def make_predict(graphdef, config: ml_collections.ConfigDict):
   @jax.jit
   def predict(state, kp2d):
     apply = nnx.merge(graphdef, state)
-    pred = (flip_tta(apply, kp2d, layout) if config.eval.flip_tta
+    pred = (model_lib.flip_tta(apply, kp2d, layout) if config.eval.flip_tta
             else apply(kp2d))
     return pred.at[:, :, root].set(0.0)
   return predict
@@ -301,8 +288,3 @@ def _print_summary(results, out_dir):
             f" MPJVE {a['mpjve']:.2f} mm/frame over {res['num_frames']} "
             "frames")
   print(f"Results, table and figures in {out_dir}")
-
-
-if __name__ == "__main__":
-  from opformer_jax import cli
-  cli.run(evaluate, "evaluate")

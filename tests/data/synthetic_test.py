@@ -5,10 +5,10 @@ import os
 import numpy as np
 import pytest
 
-from opformer_jax import camera
-from opformer_jax import dataset
+from opformer_jax.data import camera
+from opformer_jax.data import dataset
 from opformer_jax import skeleton
-from opformer_jax import synthetic
+from opformer_jax.data import synthetic
 
 SMALL = dict(train_subjects=2, test_subjects=1, takes=1, frames=60,
              cameras_per_take=2)

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 
 from opformer_jax import config_lib
-from opformer_jax import dataset
-from opformer_jax import evaluate
-from opformer_jax import input_pipeline
+from opformer_jax.data import dataset
+from opformer_jax.evaluate import run as evaluate
+from opformer_jax.data import input_pipeline
+from opformer_jax import model as model_lib
 from opformer_jax import skeleton
 
 import conftest
@@ -32,13 +33,13 @@ def test_flip_tta_of_an_equivariant_model_is_the_model():
   # A per-joint map commuting with the flip: (x, y, c) -> (2x, y + c, c^2).
   equivariant = lambda a: np.stack(
       [2 * a[..., 0], a[..., 1] + a[..., 2], a[..., 2] ** 2], -1)
-  np.testing.assert_allclose(evaluate.flip_tta(equivariant, x, "h36m17"),
+  np.testing.assert_allclose(model_lib.flip_tta(equivariant, x, "h36m17"),
                              equivariant(x), atol=1e-6)
   # A map that is not equivariant gets averaged with its mirrored self.
   shifted = lambda a: a + np.array([1.0, 0, 0], np.float32)
   want = (shifted(x) + skeleton.flip_pose(
       shifted(skeleton.flip_pose(x)), "h36m17")) / 2
-  np.testing.assert_allclose(evaluate.flip_tta(shifted, x, "h36m17"), want,
+  np.testing.assert_allclose(model_lib.flip_tta(shifted, x, "h36m17"), want,
                              atol=1e-6)
   np.testing.assert_allclose(want, x, atol=1e-6)  # the +1 cancels exactly
 

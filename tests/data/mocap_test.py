@@ -9,11 +9,11 @@ import sys
 import numpy as np
 import pytest
 
-from opformer_jax import camera
-from opformer_jax import dataset
-from opformer_jax import mocap
+from opformer_jax.data import camera
+from opformer_jax.data import dataset
+from opformer_jax.data import mocap
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # Root at (1, 2, 3) with channels Z, X, Y rotation (that order); one child
 # joint (offset (0, 2, 0), X-then-Z channels) with an End Site.

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from opformer_jax import config_lib
-from opformer_jax import infer
+from opformer_jax.infer import lift as infer
 from opformer_jax import model as model_lib
 from opformer_jax import skeleton
 

@@ -56,8 +56,8 @@ import time
 import grain
 import numpy as np
 
-from opformer_jax import camera
-from opformer_jax import dataset
+from opformer_jax.data import camera
+from opformer_jax.data import dataset
 from opformer_jax import skeleton
 
 TAILS = ("drop", "last")

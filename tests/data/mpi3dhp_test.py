@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from opformer_jax import dataset
-from opformer_jax import mpi3dhp
+from opformer_jax.data import dataset
+from opformer_jax.data import mpi3dhp
 
 
 def _poses(rng, frames):

@@ -8,8 +8,8 @@ import pytest
 from etils import epath
 
 from opformer_jax import config_lib
-from opformer_jax import dataset
-from opformer_jax import input_pipeline as ip
+from opformer_jax.data import dataset
+from opformer_jax.data import input_pipeline as ip
 from opformer_jax import skeleton
 
 # Camera name -> (w, h), PROTOCOL.md §2.4, plus a 3DHP TS5 size.

@@ -30,7 +30,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from opformer_jax import h36m
+from opformer_jax.data import h36m
 from opformer_jax import skeleton
 
 # MPI-INF-3DHP joint groups of `mpii_get_pck_auc_joint_groups.m`, converted

@@ -31,8 +31,8 @@ import re
 import numpy as np
 from tqdm import tqdm
 
-from opformer_jax import convert_util
-from opformer_jax import dataset
+from opformer_jax.data import convert_util
+from opformer_jax.data import dataset
 
 TRAIN_IMAGE_SIZE = (2048, 2048)
 TEST_IMAGE_SIZES = {"TS1": (2048, 2048), "TS2": (2048, 2048),

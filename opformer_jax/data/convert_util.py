@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from opformer_jax import dataset
+from opformer_jax.data import dataset
 
 _FRAME_KEYS = ("kp2d", "conf", "kp3d", "kp3d_image", "factor", "valid")
 

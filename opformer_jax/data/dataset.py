@@ -45,6 +45,7 @@ import zipfile
 
 import numpy as np
 
+from opformer_jax import errors
 from opformer_jax import fileio
 from opformer_jax import skeleton
 
@@ -59,8 +60,7 @@ REQUIRED = tuple(f for f in _PER_FRAME + _PER_SEQ + _SCALARS + ("seq_offsets",)
                  if f not in _OPTIONAL)
 
 
-class DataError(ValueError):
-  """A data file does not follow the schema; the message names file/field."""
+DataError = errors.DataError  # raised for files that break the schema
 
 
 @dataclasses.dataclass(frozen=True)

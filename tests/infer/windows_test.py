@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from opformer_jax import skeleton
-from opformer_jax import windows
+from opformer_jax.infer import windows
 
 T = 8
 J = 17

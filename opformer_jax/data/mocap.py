@@ -37,9 +37,9 @@ import re
 import numpy as np
 from tqdm import tqdm
 
-from opformer_jax import camera as camera_lib
-from opformer_jax import convert_util
-from opformer_jax import dataset
+from opformer_jax.data import camera as camera_lib
+from opformer_jax.data import convert_util
+from opformer_jax.data import dataset
 from opformer_jax import skeleton
 
 CMU_UNIT_MM = 25.4 / 0.45

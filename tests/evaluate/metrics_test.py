@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from opformer_jax import dataset
-from opformer_jax import h36m
-from opformer_jax import metrics
+from opformer_jax.data import dataset
+from opformer_jax.data import h36m
+from opformer_jax.evaluate import metrics
 from opformer_jax import skeleton
 
 

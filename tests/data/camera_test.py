@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from opformer_jax import camera
+from opformer_jax.data import camera
 
 
 def _camera(**kwargs):

@@ -30,10 +30,10 @@ import os
 
 import numpy as np
 
-from opformer_jax import camera as camera_lib
-from opformer_jax import convert_util
-from opformer_jax import dataset
-from opformer_jax import mocap
+from opformer_jax.data import camera as camera_lib
+from opformer_jax.data import convert_util
+from opformer_jax.data import dataset
+from opformer_jax.data import mocap
 
 GENERATOR_VERSION = 1
 ACTIONS = ("Walking", "Waving", "Squatting", "Reaching", "Turning",

@@ -6,7 +6,7 @@ from matplotlib import image as mpimg
 import numpy as np
 import pytest
 
-from opformer_jax import plots
+from opformer_jax.evaluate import plots
 from opformer_jax import skeleton
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
