@@ -41,7 +41,7 @@ def main(argv):
   del argv
   import jax
   from opformer_jax import benchmark
-  from opformer_jax import input_pipeline
+  from opformer_jax.data import input_pipeline
   from opformer_jax import model as model_lib
   from opformer_jax import train as train_lib
 

@@ -13,8 +13,8 @@ conversion succeeds.
 from absl import app
 from absl import flags
 
-from opformer_jax import convert_util
-from opformer_jax import mpi3dhp
+from opformer_jax.data import convert_util
+from opformer_jax.data import mpi3dhp
 
 _TRAIN = flags.DEFINE_string("train", None, "data_train_3dhp.npz.")
 _TEST = flags.DEFINE_string("test", None, "data_test_3dhp.npz.")

@@ -24,8 +24,8 @@ whole conversion succeeds.
 from absl import app
 from absl import flags
 
-from opformer_jax import convert_util
-from opformer_jax import h36m
+from opformer_jax.data import convert_util
+from opformer_jax.data import h36m
 
 _LAYOUT = flags.DEFINE_enum(
     "layout", None, ["motionbert_pkl", "videopose3d", "martinez"],

@@ -24,8 +24,8 @@ import json
 from absl import app
 from absl import flags
 
-from opformer_jax import convert_util
-from opformer_jax import mocap
+from opformer_jax.data import convert_util
+from opformer_jax.data import mocap
 
 _INPUTS = flags.DEFINE_list("inputs", None, "Joint .npz and/or .bvh files.")
 _CAMERAS = flags.DEFINE_enum(
