@@ -69,6 +69,39 @@ def start_jax():
                jax.process_count(), jax.local_device_count())
 
 
+_TRACEBACK = flags.DEFINE_bool(
+    "traceback", False, "Show the Python traceback of input errors too.")
+
+
+def user_error_line(e: BaseException) -> str | None:
+  """The one-line message for an input error, or None for a bug.
+
+  `errors.UserError` (bad data, config or usage) and a missing or
+  unreadable file are the user's to fix; anything else is a bug and keeps
+  its traceback.
+  """
+  from opformer_jax import errors  # pylint: disable=g-import-not-at-top
+  if isinstance(e, errors.UserError):
+    return f"error: {e}"
+  if isinstance(e, (FileNotFoundError, IsADirectoryError, NotADirectoryError,
+                    PermissionError)) and e.filename:
+    return f"error: {e.filename}: {e.strerror}"
+  return None
+
+
 def run(main) -> None:
-  """Runs an entry point's absl `main(argv)` after its flags are defined."""
-  app.run(main, argv=sys.argv)
+  """Runs an entry point's absl `main(argv)` after its flags are defined.
+
+  Input errors end the program with one line on stderr and exit status 2
+  (`--traceback` shows the traceback as well).
+  """
+  def guarded(argv):
+    try:
+      return main(argv)
+    except Exception as e:  # pylint: disable=broad-except
+      line = user_error_line(e)
+      if line is None or _TRACEBACK.value:
+        raise
+      print(line, file=sys.stderr)
+      sys.exit(2)
+  app.run(guarded, argv=sys.argv)

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import zipfile
 
 import numpy as np
@@ -255,3 +256,8 @@ def load(path: str, mmap: bool = True) -> PoseData:
       arrays[k] = v[()] if not isinstance(v, np.memmap) else np.array(v)[()]
   validate(arrays, path)
   return PoseData(path=path, arrays=arrays)
+
+
+def natural_key(name) -> list:
+  """Sort key that orders names as people do: 'TS2' < 'TS10'."""
+  return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(name))]

@@ -117,7 +117,7 @@ def read_train(path: str, progress: bool = False) -> dict:
   """`data_train_3dhp.npz` -> schema arrays (one sequence per camera)."""
   data = _load_data(path)
   seqs = []
-  for key in tqdm(sorted(data, key=_natural), disable=not progress,
+  for key in tqdm(sorted(data, key=dataset.natural_key), disable=not progress,
                   desc="train sequences"):
     m = re.fullmatch(r"(S\d+)\s+(Seq\d+)", str(key))
     entry = data[key]
@@ -132,7 +132,7 @@ def read_train(path: str, progress: bool = False) -> dict:
     except (TypeError, ValueError):
       raise dataset.DataError(f"{path}: key ['data']['{key}'][1]: fps "
                               f"{fps!r} is not a number") from None
-    for cam in sorted(cams, key=_natural):
+    for cam in sorted(cams, key=dataset.natural_key):
       where = f"['data']['{key}'][0]['{cam}']"
       kp2d, kp3d = _poses(cams[cam], path, where)
       seqs.append(_sequence(f"{m.group(1)} {m.group(2)} cam{cam}",
@@ -146,7 +146,7 @@ def read_test(path: str, progress: bool = False) -> dict:
   """`data_test_3dhp.npz` -> schema arrays with the `valid` mask."""
   data = _load_data(path)
   seqs = []
-  for key in tqdm(sorted(data, key=_natural), disable=not progress,
+  for key in tqdm(sorted(data, key=dataset.natural_key), disable=not progress,
                   desc="test sequences"):
     where = f"['data']['{key}']"
     if key not in TEST_IMAGE_SIZES:
@@ -161,10 +161,6 @@ def read_test(path: str, progress: bool = False) -> dict:
                           path, where, valid=valid))
   return convert_util.pack(seqs, layout="mpi17", input_2d="gt",
                            source=f"MPI-INF-3DHP {os.path.basename(path)}")
-
-
-def _natural(key):
-  return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(key))]
 
 
 def convert(output_dir: str, train_path: str | None = None,

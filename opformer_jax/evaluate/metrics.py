@@ -32,6 +32,7 @@ import numpy as np
 
 from opformer_jax.data import h36m
 from opformer_jax import skeleton
+from opformer_jax.data import dataset
 
 # MPI-INF-3DHP joint groups of `mpii_get_pck_auc_joint_groups.m`, converted
 # from 1-based MATLAB to 0-based MPI-17 indices. Together they are the 14
@@ -529,7 +530,7 @@ class MPI3DHPEvaluator:
                        "real frames")
     err = np.concatenate(self._err)
     seq = np.concatenate(self._seq)
-    names = sorted(set(seq.tolist()), key=_natural_key)
+    names = sorted(set(seq.tolist()), key=dataset.natural_key)
     pooled = self._score(err)
     pooled["pck_curve"] = {
         "thresholds": AUC_THRESHOLDS.tolist(),
@@ -541,7 +542,3 @@ class MPI3DHPEvaluator:
             "per_sequence": {s: self._score(err[seq == s]) for s in names},
             "per_frame": {"mpjpe": err.mean(axis=1)}}
 
-
-def _natural_key(name: str):
-  """'TS2' < 'TS10'."""
-  return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name)]
