@@ -19,14 +19,17 @@ sequence of any length F:
 
 Windows go through `apply_fn` in batches of a fixed size, the last batch
 padded with copies of its final window, so a jitted `apply_fn` compiles once.
-Optional flip test-time augmentation averages `f(x)` with
-`flip(f(flip(x)))` per window (PROTOCOL.md §3.2) before blending.
+Optional flip test-time augmentation (`model.flip_tta`, the one the
+evaluation uses) averages `f(x)` with `flip(f(flip(x)))` per batch of
+windows (PROTOCOL.md §3.2) before blending.
 """
 
 from collections.abc import Callable
+import functools
 
 import numpy as np
 
+from opformer_jax import model as model_lib
 from opformer_jax import skeleton
 
 
@@ -114,12 +117,9 @@ def predict_sequence(
     idx = starts[:, None] + np.arange(num_frames)
     weights = np.tile(window_weights(num_frames), (len(starts), 1))
 
-  clips = kp2d[idx]                                      # (N, T, J, 3)
-  pred = _run_batched(apply_fn, clips, batch_size)
   if flip_tta:
-    flipped = _run_batched(apply_fn, skeleton.flip_pose(clips, layout),
-                           batch_size)
-    pred = (pred + skeleton.flip_pose(flipped, layout)) / 2
+    apply_fn = functools.partial(model_lib.flip_tta, apply_fn, layout=layout)
+  pred = _run_batched(apply_fn, kp2d[idx], batch_size)    # (N, T, J, 3)
 
   total = np.zeros((length,) + pred.shape[2:], np.float64)
   weight_sum = np.zeros((length,), np.float64)
