@@ -13,7 +13,6 @@ writes each step into a temporary directory and renames it when complete, so
 a run killed during a save resumes from the previous complete step.
 """
 
-import json
 import math
 import os
 
@@ -110,6 +109,15 @@ def resolve_step(mngr: ocp.CheckpointManager, step="best") -> int:
   return step
 
 
+def saved_config(workdir: str, step="best") -> dict:
+  """The config dict a checkpoint step was saved with (infer without
+  --config)."""
+  mngr = manager(workdir, read_only=True)
+  step = resolve_step(mngr, step)
+  return dict(mngr.restore(step, args=ocp.args.Composite(
+      config=ocp.args.JsonRestore()))["config"])
+
+
 def restore_model(config: ml_collections.ConfigDict, workdir: str,
                   step="best", sharding=None):
   """Builds the model of `config.model` and loads a checkpoint's weights.
@@ -151,11 +159,3 @@ def restore_model(config: ml_collections.ConfigDict, workdir: str,
         f"{type(e).__name__}: {e}") from e
   return nnx.merge(graphdef, out["model"]), step, dict(out["meta"])
 
-
-def saved_config(workdir: str, step="latest") -> dict:
-  """The config dict stored with a checkpoint (for inspection tools)."""
-  mngr = manager(workdir, read_only=True)
-  step = resolve_step(mngr, step)
-  cfg = mngr.restore(step, args=ocp.args.Composite(
-      config=ocp.args.JsonRestore()))["config"]
-  return json.loads(json.dumps(cfg))

@@ -13,8 +13,18 @@ def base_config() -> ml_collections.ConfigDict:
   """Paper defaults (OPFormer, H36M, T = 243) for every field."""
   c = ml_collections.ConfigDict()
   c.seed = 0
+  c.model = model_config()
+  c.data = data_config()
+  c.train = train_config()
+  c.optim = optim_config()
+  c.loss = loss_config()
+  c.eval = eval_config()
+  return c
 
-  m = c.model = ml_collections.ConfigDict()
+
+def model_config() -> ml_collections.ConfigDict:
+  """`config.model`: the architecture (paper Tables 4-6) and its numerics."""
+  m = ml_collections.ConfigDict()
   m.depth = 8                  # L loops (paper Table 5 best).
   m.dim = 512                  # C.
   m.num_heads = 8              # Not stated in the paper: DSTformer's value.
@@ -41,8 +51,12 @@ def base_config() -> ml_collections.ConfigDict:
   m.scan_layers = True
   m.attention_impl = "einsum"  # 'einsum', 'xla' or 'cudnn' (GPU, bf16).
   m.ln_eps = 1e-6
+  return m
 
-  d = c.data = ml_collections.ConfigDict()
+
+def data_config() -> ml_collections.ConfigDict:
+  """`config.data`: which files, clip length and strides, input and labels."""
+  d = ml_collections.ConfigDict()
   d.name = "h36m"              # Selects the evaluation protocol.
   d.train_path = config_dict.placeholder(str)  # Project NPZ files.
   d.test_path = config_dict.placeholder(str)
@@ -55,8 +69,12 @@ def base_config() -> ml_collections.ConfigDict:
   d.flip_prob = 0.5
   d.num_workers = 0            # Grain worker processes (0 = in-process).
   d.prefetch = 4
+  return d
 
-  t = c.train = ml_collections.ConfigDict()
+
+def train_config() -> ml_collections.ConfigDict:
+  """`config.train`: batch, length of the run, logs, validation, saves."""
+  t = ml_collections.ConfigDict()
   t.batch_size = 4             # Micro-batch (global, over all devices).
   t.accum_steps = 8            # optax.MultiSteps: 4 x 8 = 32 clips/update.
   t.num_epochs = 120
@@ -68,8 +86,12 @@ def base_config() -> ml_collections.ConfigDict:
   t.eval_max_clips = -1        # >0: validate on a prefix (fast feedback).
   t.final_eval = True          # Full protocol on the best step at the end.
   t.compilation_cache = "~/.cache/opformer_jax/jax"
+  return t
 
-  o = c.optim = ml_collections.ConfigDict()
+
+def optim_config() -> ml_collections.ConfigDict:
+  """`config.optim`: Adam / AdamW and the learning-rate schedule."""
+  o = ml_collections.ConfigDict()
   o.name = "adam"              # 'adam' (paper) or 'adamw' (MotionBERT).
   o.lr = 2e-4
   o.lr_decay = 0.99            # x per epoch of optimizer updates.
@@ -78,13 +100,21 @@ def base_config() -> ml_collections.ConfigDict:
   o.b2 = 0.999
   o.eps = 1e-8
   o.grad_clip = 0.0            # >0: clip by global norm.
+  return o
 
-  l = c.loss = ml_collections.ConfigDict()
+
+def loss_config() -> ml_collections.ConfigDict:
+  """`config.loss`: weights of the terms of paper eq. 16 (+ MotionBERT's)."""
+  l = ml_collections.ConfigDict()
   l.w_pos = 1.0                # Paper eq. 16: position term.
   l.w_vel = 20.0               # lambda_M (velocity); MotionBERT's value.
   l.w_nmpjpe = 0.0             # MotionBERT adds 0.5 x N-MPJPE.
+  return l
 
-  e = c.eval = ml_collections.ConfigDict()
+
+def eval_config() -> ml_collections.ConfigDict:
+  """`config.eval`: evaluation batch, TTA, GT-2D convention, figures."""
+  e = ml_collections.ConfigDict()
   e.batch_size = 8
   e.flip_tta = True
   # GT-2D scoring convention: 'motionagformer' keeps predicted xy,
@@ -92,7 +122,7 @@ def base_config() -> ml_collections.ConfigDict:
   e.gt2d_convention = "motionagformer"
   e.figures = True
   e.attention_clips = 4        # Clips averaged in the attention-map figure.
-  return c
+  return e
 
 
 def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:

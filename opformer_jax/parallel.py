@@ -6,8 +6,7 @@ reshapes (B, T, P, L, C) -> (B*T*P, L, C) freely, which Explicit mode (the
 `jax.make_mesh` default) rejects.
 """
 
-import logging
-
+from absl import logging
 import jax
 import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P

@@ -10,11 +10,12 @@ uninterrupted run. Parameters are replicated and batches split over every
 device of every process.
 """
 
-import logging
+import dataclasses
 import math
 import os
 import time
 
+from absl import logging
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -25,6 +26,7 @@ from tqdm import tqdm
 
 from opformer_jax import checkpointing
 from opformer_jax.evaluate import run as evaluate
+from opformer_jax.data import dataset
 from opformer_jax.data import input_pipeline
 from opformer_jax import losses
 from opformer_jax import metric_writer
@@ -75,6 +77,170 @@ def make_train_step(graphdef, config: ml_collections.ConfigDict):
   return train_step
 
 
+@dataclasses.dataclass(frozen=True)
+class Plan:
+  """The length of a run and the period of its work, in micro-steps."""
+  steps_per_epoch: int
+  total_steps: int
+  eval_every: int | None       # None: no validation while training
+
+  def is_eval_step(self, step: int) -> bool:
+    return self.eval_every is not None and (
+        step % self.eval_every == 0 or step == self.total_steps)
+
+
+def make_plan(config: ml_collections.ConfigDict, n_clips: int) -> Plan:
+  """Epochs (capped by `train.max_updates`) -> micro-steps."""
+  t = config.train
+  steps_per_epoch = input_pipeline.steps_per_epoch(n_clips, t.batch_size)
+  total_steps = steps_per_epoch * t.num_epochs
+  if t.max_updates > 0:
+    total_steps = min(total_steps, t.max_updates * t.accum_steps)
+  eval_every = (max(1, round(t.eval_every_epochs * steps_per_epoch))
+                if t.eval_every_epochs > 0 else None)
+  return Plan(steps_per_epoch, total_steps, eval_every)
+
+
+class Trainer:
+  """One run: its replicated state, data position and periodic work.
+
+  The loop (`run`) calls small helpers for what happens between steps:
+  `_log` (metrics), `_check_finite` (stop on NaN / inf), `_save`
+  (checkpoint) and `_validate`.
+  """
+
+  def __init__(self, config, workdir: str, mesh, plan: Plan, train_ds):
+    self.config, self.plan = config, plan
+    self.is_main = jax.process_index() == 0
+    model = model_lib.build_model(config.model, config.seed)
+    opt = nnx.Optimizer(
+        model, optimizer_lib.make(config, plan.steps_per_epoch),
+        wrt=nnx.Param)
+    nnx.update((model, opt), parallel.replicate(nnx.state((model, opt)),
+                                                mesh))
+    self.n_params = model_lib.count_params(model)
+    self.mngr = checkpointing.manager(workdir)
+    self.data_iter = iter(train_ds)
+    self.step, self.best = 0, math.inf
+    if self.mngr.latest_step() is not None:
+      self._resume(model, opt, parallel.replicated(mesh))
+    self.last_good = self.mngr.latest_step()
+    self._predict = evaluate.make_predict(nnx.graphdef(model), config)
+    self.graphdef, self.state = nnx.split((model, opt))
+    state_sharding = jax.tree.map(lambda x: x.sharding, self.state)
+    self._step_fn = jax.jit(make_train_step(self.graphdef, config),
+                            donate_argnums=0,
+                            out_shardings=(state_sharding, None))
+    self.mesh = mesh
+    self.writer = metric_writer.MetricWriter(workdir)
+    self._pending = []  # device scalars not yet checked for NaN / inf
+    self._clock = (time.perf_counter(), 0)  # (start, clips since start)
+
+  def _resume(self, model, opt, sharding) -> None:
+    meta = checkpointing.restore_train_state(
+        self.mngr, self.mngr.latest_step(), model=model, optimizer=opt,
+        data_iter=self.data_iter, sharding=sharding)
+    self.step = int(meta["step"])
+    self.best = float(meta.get("best_val_mpjpe", math.inf))
+    logging.info("Resumed from step %d", self.step)
+    if self.is_main:
+      print(f"Resumed from {self.mngr.directory}/{self.step}")
+
+  def run(self) -> None:
+    """Trains up to `plan.total_steps`, validating and saving on the way."""
+    plan, t = self.plan, self.config.train
+    bar = tqdm(total=plan.total_steps, initial=self.step, desc="train",
+               unit="step", disable=not self.is_main, dynamic_ncols=True)
+    self._clock = (time.perf_counter(), 0)
+    try:
+      while self.step < plan.total_steps:
+        meas = self._train_step()
+        bar.update(1)
+        do_eval = plan.is_eval_step(self.step)
+        if self.step % t.log_every == 0 or do_eval:
+          self._log(meas, bar)
+        if do_eval:
+          self._validate_and_save(bar)
+        elif (self.step % t.checkpoint_every == 0 or
+              self.step == plan.total_steps):
+          self._check_finite()
+          self._save()
+    finally:
+      bar.close()
+      self.mngr.wait_until_finished()
+      self.writer.close()
+
+  def _train_step(self) -> dict:
+    batch = next(self.data_iter)
+    batch = parallel.to_global({k: batch[k] for k in _DEVICE_KEYS},
+                               self.mesh)
+    self.state, meas = self._step_fn(self.state, batch,
+                                     jnp.asarray(self.step, jnp.int32))
+    # A finite loss can still come with NaN gradients: check both.
+    self._pending.append(meas["loss"] + meas["grad_norm"])
+    self.step += 1
+    start, clips = self._clock
+    self._clock = (start, clips + self.config.train.batch_size)
+    return meas
+
+  def _log(self, meas: dict, bar) -> None:
+    self._check_finite()
+    meas = {k: float(v) for k, v in jax.device_get(meas).items()}
+    if not math.isfinite(meas["train_mpjpe_mm"]):
+      del meas["train_mpjpe_mm"]   # the split has no 2.5D factor
+    start, clips = self._clock
+    meas["clips_per_s"] = clips / (time.perf_counter() - start)
+    meas["epoch"] = self.step / self.plan.steps_per_epoch
+    self.writer.write(self.step, meas)
+    bar.set_postfix(loss=f"{meas['loss']:.4f}", lr=f"{meas['lr']:.2e}",
+                    clips_s=f"{meas['clips_per_s']:.1f}")
+    self._clock = (time.perf_counter(), 0)
+
+  def _check_finite(self) -> None:
+    if not self._pending:
+      return
+    values = np.asarray(jax.device_get(jnp.stack(self._pending)))
+    self._pending = []
+    if not np.isfinite(values).all():
+      self.mngr.wait_until_finished()
+      raise FloatingPointError(
+          "non-finite training loss or gradient before micro-step "
+          f"{self.step}; stopped. The last good checkpoint (step "
+          f"{self.last_good}) is kept in {self.mngr.directory}. Lower "
+          "optim.lr or check the data.")
+
+  def _validate_and_save(self, bar) -> None:
+    self._check_finite()
+    val = self._validate()
+    self.best = min(self.best, val)
+    self.writer.write(self.step, {"val_mpjpe": val,
+                                  "best_val_mpjpe": self.best})
+    if self.is_main:
+      bar.write(f"step {self.step} (epoch "
+                f"{self.step / self.plan.steps_per_epoch:.2f}): validation "
+                f"MPJPE {val:.1f} mm (best {self.best:.1f})")
+    self._save(val)
+    self._clock = (time.perf_counter(), 0)
+
+  def _validate(self) -> float:
+    model, _ = nnx.merge(self.graphdef, self.state)
+    res = evaluate.run_protocol(
+        evaluate.make_predict_fn(model, self.config, self._predict),
+        self.config, max_clips=self.config.train.eval_max_clips,
+        progress=False)
+    return evaluate.headline(res, self.config)
+
+  def _save(self, val_mpjpe: float | None = None) -> None:
+    model, opt = nnx.merge(self.graphdef, self.state)
+    checkpointing.save(
+        self.mngr, self.step, model=model, optimizer=opt,
+        data_iter=self.data_iter, config=self.config, val_mpjpe=val_mpjpe,
+        meta={"step": self.step,
+              "epoch": self.step / self.plan.steps_per_epoch,
+              "best_val_mpjpe": self.best, "val_mpjpe": val_mpjpe})
+    self.last_good = self.step
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict,
                        workdir: str) -> dict:
   """Trains (resuming from `workdir` when it holds a checkpoint), validates
@@ -88,144 +254,31 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   config = resolve_data(config)
   workdir = os.path.abspath(workdir)
   os.makedirs(workdir, exist_ok=True)
-  is_main = jax.process_index() == 0
   mesh = parallel.make_mesh()
   parallel.local_batch_size(config.train.batch_size, mesh)
   logging.info("devices: %d (%d processes), mesh %s", jax.device_count(),
                jax.process_count(), mesh.shape)
-
-  # ------------------------------------------------------------ input ---
   train_ds, n_clips = input_pipeline.train_dataset(config)
-  steps_per_epoch = input_pipeline.steps_per_epoch(
-      n_clips, config.train.batch_size)
-  total_steps = steps_per_epoch * config.train.num_epochs
-  if config.train.max_updates > 0:
-    total_steps = min(total_steps,
-                      config.train.max_updates * config.train.accum_steps)
-  eval_every = (max(1, round(config.train.eval_every_epochs * steps_per_epoch))
-                if config.train.eval_every_epochs > 0 else None)
-
-  # ---------------------------------------------------- model & optimizer ---
-  model = model_lib.build_model(config.model, config.seed)
-  tx = optimizer_lib.make(config, steps_per_epoch)
-  opt = nnx.Optimizer(model, tx, wrt=nnx.Param)
-  nnx.update((model, opt), parallel.replicate(nnx.state((model, opt)), mesh))
-  n_params = model_lib.count_params(model)
-
-  # ----------------------------------------------------------- resume ---
-  mngr = checkpointing.manager(workdir)
-  data_iter = iter(train_ds)
-  step = 0
-  best = math.inf
-  if mngr.latest_step() is not None:
-    meta = checkpointing.restore_train_state(
-        mngr, mngr.latest_step(), model=model, optimizer=opt,
-        data_iter=data_iter, sharding=parallel.replicated(mesh))
-    step = int(meta["step"])
-    best = float(meta.get("best_val_mpjpe", math.inf))
-    logging.info("Resumed from step %d", step)
-    if is_main:
-      print(f"Resumed from {mngr.directory}/{step}")
-
-  # ------------------------------------------------------------- steps ---
-  graphdef, state = nnx.split((model, opt))
-  state_sharding = jax.tree.map(lambda x: x.sharding, state)
-  train_step = jax.jit(make_train_step(graphdef, config), donate_argnums=0,
-                       out_shardings=(state_sharding, None))
-
-  writer = metric_writer.MetricWriter(workdir)
-  if is_main:
-    data_note = " (SYNTHETIC data)" if _is_synthetic(config) else ""
-    print(f"OPFormer {n_params / 1e6:.2f} M params; {n_clips} clips/epoch "
-          f"of T={config.data.num_frames}{data_note}; {steps_per_epoch} "
-          f"micro-steps/epoch, batch {config.train.batch_size} x "
-          f"{config.train.accum_steps} accumulation; {total_steps} "
-          f"micro-steps on {jax.device_count()} device(s)")
-
-  def save(val_mpjpe=None):
-    model_, opt_ = nnx.merge(graphdef, state)
-    checkpointing.save(
-        mngr, step, model=model_, optimizer=opt_, data_iter=data_iter,
-        config=config, val_mpjpe=val_mpjpe,
-        meta={"step": step, "epoch": step / steps_per_epoch,
-              "best_val_mpjpe": best, "val_mpjpe": val_mpjpe})
-
-  predict = evaluate.make_predict(nnx.graphdef(model), config)
-
-  def validate():
-    model_, _ = nnx.merge(graphdef, state)
-    res = evaluate.run_protocol(
-        evaluate.make_predict_fn(model_, config, predict), config,
-        max_clips=config.train.eval_max_clips, progress=False)
-    return evaluate.headline(res, config)
-
-  pending = []  # device scalars of losses not yet checked for NaN/inf
-  last_good = mngr.latest_step()
-
-  def check_finite():
-    nonlocal pending
-    if pending:
-      losses_host = np.asarray(jax.device_get(jnp.stack(pending)))
-      pending = []
-      if not np.isfinite(losses_host).all():
-        mngr.wait_until_finished()
-        raise FloatingPointError(
-            f"non-finite training loss or gradient before micro-step {step}; "
-            "stopped. "
-            f"The last good checkpoint (step {last_good}) is kept in "
-            f"{mngr.directory}. Lower optim.lr or check the data.")
-
-  bar = tqdm(total=total_steps, initial=step, desc="train", unit="step",
-             disable=not is_main, dynamic_ncols=True)
-  t0, clips0, step0 = time.perf_counter(), 0, step
-  try:
-    while step < total_steps:
-      batch = next(data_iter)
-      batch = parallel.to_global({k: batch[k] for k in _DEVICE_KEYS}, mesh)
-      state, meas = train_step(state, batch, jnp.asarray(step, jnp.int32))
-      # A finite loss can still come with NaN gradients: check both.
-      pending.append(meas["loss"] + meas["grad_norm"])
-      step += 1
-      clips0 += config.train.batch_size
-      bar.update(1)
-      do_eval = eval_every is not None and (
-          step % eval_every == 0 or step == total_steps)
-      if step % config.train.log_every == 0 or do_eval:
-        check_finite()
-        meas = {k: float(v) for k, v in jax.device_get(meas).items()}
-        if not math.isfinite(meas["train_mpjpe_mm"]):
-          del meas["train_mpjpe_mm"]   # the split has no 2.5D factor
-        dt = time.perf_counter() - t0
-        meas["clips_per_s"] = clips0 / dt if step > step0 else 0.0
-        meas["epoch"] = step / steps_per_epoch
-        writer.write(step, meas)
-        bar.set_postfix(loss=f"{meas['loss']:.4f}", lr=f"{meas['lr']:.2e}",
-                        clips_s=f"{meas['clips_per_s']:.1f}")
-        t0, clips0 = time.perf_counter(), 0
-      if do_eval:
-        check_finite()
-        val = validate()
-        best = min(best, val)
-        writer.write(step, {"val_mpjpe": val, "best_val_mpjpe": best})
-        if is_main:
-          bar.write(f"step {step} (epoch {step / steps_per_epoch:.2f}): "
-                    f"validation MPJPE {val:.1f} mm (best {best:.1f})")
-        save(val)
-        last_good = step
-        t0, clips0 = time.perf_counter(), 0
-      elif (step % config.train.checkpoint_every == 0 or
-            step == total_steps):
-        check_finite()
-        save()
-        last_good = step
-  finally:
-    bar.close()
-    mngr.wait_until_finished()
-    writer.close()
-
+  plan = make_plan(config, n_clips)
+  trainer = Trainer(config, workdir, mesh, plan, train_ds)
+  if trainer.is_main:
+    _print_header(config, trainer.n_params, n_clips, plan)
+  trainer.run()
   results = (evaluate.evaluate(config, workdir, step="best")
              if config.train.final_eval else None)
-  return {"step": step, "val_mpjpe": best, "results": results}
+  return {"step": trainer.step, "val_mpjpe": trainer.best,
+          "results": results}
+
+
+def _print_header(config, n_params: int, n_clips: int, plan: Plan) -> None:
+  t = config.train
+  synthetic = dataset.load(config.data.train_path).synthetic
+  data_note = " (SYNTHETIC data)" if synthetic else ""
+  print(f"OPFormer {n_params / 1e6:.2f} M params; {n_clips} clips/epoch "
+        f"of T={config.data.num_frames}{data_note}; {plan.steps_per_epoch} "
+        f"micro-steps/epoch, batch {t.batch_size} x {t.accum_steps} "
+        f"accumulation; {plan.total_steps} micro-steps on "
+        f"{jax.device_count()} device(s)")
 
 
 def resolve_data(config: ml_collections.ConfigDict):
@@ -244,14 +297,6 @@ def resolve_data(config: ml_collections.ConfigDict):
   config.data.test_path = config.data.test_path or test_path
   config.lock()
   return config
-
-
-def _is_synthetic(config) -> bool:
-  from opformer_jax.data import dataset
-  try:
-    return dataset.load(config.data.train_path).synthetic
-  except Exception:  # reported properly by the pipeline
-    return False
 
 
 def main():
