@@ -8,6 +8,7 @@ and callable from tests and notebooks.
 import glob
 import logging
 import os
+import re
 import sys
 
 from absl import app
@@ -47,19 +48,64 @@ def reexec_with_allocator() -> None:
   os.execve(sys.executable, argv, env)
 
 
-def define_config_and_workdir(workdir_help: str):
-  """Defines the --config and --workdir flags every entry point takes."""
+def define_config_and_workdir(workdir_help: str, required: bool = True):
+  """Defines the --config and --workdir flags every entry point takes
+  (optional for `infer`, which has a default model)."""
   config = config_flags.DEFINE_config_file(
       "config", None, "Config file, e.g. configs/h36m.py or "
       "configs/h36m.py:t81,gt. Override fields with --config.a.b=value.",
       lock_config=True)
   workdir = flags.DEFINE_string("workdir", None, workdir_help)
-  flags.mark_flags_as_required(["config", "workdir"])
+  if required:
+    flags.mark_flags_as_required(["config", "workdir"])
   return config, workdir
 
 
-def start_jax():
-  """Logs the JAX set-up and joins a multi-host run when there is one."""
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+class _ProjectWarnings(logging.Filter):
+  """Passes this package's warnings and errors, not the libraries' logs."""
+
+  def filter(self, record):
+    return (record.levelno >= logging.WARNING and
+            os.path.abspath(record.pathname).startswith(_PACKAGE_DIR))
+
+
+def route_logs(log_dir: str | None) -> str | None:
+  """Sends every log record to `<log_dir>/log.txt`; the console keeps ours.
+
+  Orbax, grain, absl and JAX log many INFO lines per checkpoint; on the
+  console they bury the progress bar. They go to the file, while this
+  package's warnings still reach stderr as `warning: ...`.
+
+  Returns:
+    The log file's path, or None when `log_dir` is None (logs unchanged).
+  """
+  if log_dir is None:
+    return None
+  from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
+  os.makedirs(log_dir, exist_ok=True)
+  path = os.path.join(log_dir, "log.txt")
+  # Line-buffered so the file is readable while a long run goes on.
+  absl_logging.get_absl_handler().python_handler.stream = open(
+      path, "a", buffering=1, encoding="utf-8")
+  console = logging.StreamHandler(sys.stderr)
+  console.addFilter(_ProjectWarnings())
+  console.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+  logging.getLogger().addHandler(console)
+  logging.captureWarnings(True)
+  return path
+
+
+def start_jax(log_dir: str | None = None):
+  """Routes logs, joins a multi-host run when there is one, logs the set-up.
+
+  Args:
+    log_dir: where `log.txt` goes (the workdir or output directory); None
+      keeps absl's default (stderr).
+  """
+  route_logs(log_dir)
   import jax  # pylint: disable=g-import-not-at-top
   from opformer_jax import parallel  # pylint: disable=g-import-not-at-top
   logging.getLogger().setLevel(logging.INFO)
@@ -104,4 +150,49 @@ def run(main) -> None:
         raise
       print(line, file=sys.stderr)
       sys.exit(2)
-  app.run(guarded, argv=sys.argv)
+  app.run(guarded, argv=sys.argv, flags_parser=_parse_flags)
+
+
+def _parse_flags(argv):
+  """absl's flag parsing, with usage and config errors as one line, exit 2.
+
+  Config overrides are applied while flags are parsed, so a misspelt field
+  (`--config.model.dpeth=4`) surfaces here; a config file that fails to
+  load only does when its value is first read, so it is read here.
+  """
+  try:
+    rest = flags.FLAGS(argv)
+    if "config" in flags.FLAGS and flags.FLAGS["config"].value is not None:
+      flags.FLAGS["config"].value.get("data")  # raises if it failed to load
+    return rest
+  except flags.Error as e:
+    line = str(e).splitlines()[0] if str(e) else type(e).__name__
+  except Exception as e:  # pylint: disable=broad-except
+    if "--traceback" in argv:
+      raise
+    line = _config_error_line(e, argv)
+  print(f"error: {line}", file=sys.stderr)
+  print(f"(run with --helpshort for the flags of {os.path.basename(argv[0])})",
+        file=sys.stderr)
+  sys.exit(2)
+
+
+def _config_error_line(e: Exception, argv) -> str:
+  """`--config.a.b=v: no such config field; did you mean ...` and the like."""
+  text = str(e).replace("\\n", "\n")
+  typo = re.search(r'Did you mean "([^"]+)" instead of "([^"]+)"', text)
+  if typo:
+    key = typo.group(2)
+    for arg in argv:
+      if arg.startswith("--config.") and re.search(
+          rf"\.{re.escape(key)}(=|$)", arg):
+        return (f"{arg}: no such config field; did you mean "
+                f"'{typo.group(1)}'?")
+    return f"config field '{key}' does not exist; did you mean '{typo.group(1)}'?"
+  missing = re.search(r"Attempted.*?:\s*(\S+)\s*\[Errno \d+\] ([^\n]+)", text,
+                      re.S)
+  if missing:
+    return (f"{missing.group(1)}: {missing.group(2).split(':')[0]}; expected "
+            "a config file defining get_config()")
+  first = " ".join(text.split())
+  return f"config: {first}"

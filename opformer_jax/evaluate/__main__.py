@@ -19,7 +19,7 @@ def main():
 
   def run(argv):
     del argv
-    cli.start_jax()
+    cli.start_jax(workdir.value)
     from opformer_jax.evaluate import run as run_lib  # pylint: disable=g-import-not-at-top
     run_lib.evaluate(config.value, workdir.value, step.value)
   cli.run(run)
