@@ -99,6 +99,13 @@ MPI = Layout(
 
 LAYOUTS = {H36M.name: H36M, MPI.name: MPI}
 
+# The H36M-17 joints (H36M.joints order) under the names of the README,
+# 3d-pose-baseline and the mocap files' mappings: "RFoot" / "LFoot" are the
+# ankles, "Nose" is Human3.6M's neck base.
+H36M_JOINT_NAMES = ("Hip", "RHip", "RKnee", "RFoot", "LHip", "LKnee", "LFoot",
+                    "Spine", "Thorax", "Nose", "Head", "LShoulder", "LElbow",
+                    "LWrist", "RShoulder", "RElbow", "RWrist")
+
 # H36M index -> MPI index of the same anatomical joint.
 H36M_TO_MPI = (14, 8, 9, 10, 11, 12, 13, 15, 1, 16, 0, 5, 6, 7, 2, 3, 4)
 # The 14 MPI joints scored by PCK/AUC (pelvis, spine, head excluded).

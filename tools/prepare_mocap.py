@@ -2,12 +2,17 @@ r"""Converts motion capture (joint npz, BVH) to the project NPZ schema by
 projecting it through cameras: <output_dir>/train.npz and test.npz
 (validation).
 
-  # CMU mocap of ../shared/data through the Human3.6M calibrations:
+  # CMU mocap of ../shared/data through the Human3.6M calibrations (the 44
+  # of them ship with the package; --h36m_cameras overrides them):
   python tools/prepare_mocap.py \
       --inputs=../shared/data/mocap/cmu_gait.npz,\
 ../shared/data/mocap/cmu_actions.npz \
-      --cameras=h36m --h36m_cameras=../shared/data/cameras/h36m_cameras.json \
-      --noise_px=2 --output_dir=data/mocap
+      --cameras=h36m --noise_px=2 --output_dir=data/mocap
+
+  # Actions from the sequence names (group 'action' of a regular expression
+  # searched in '<file stem>/<sequence name>'), e.g. 'walk_01' -> 'walk':
+  python tools/prepare_mocap.py --inputs=mine.npz --val_subjects=mine/walk_02 \
+      --action_regex='/(?P<action>[a-z]+)_\d+$' --output_dir=data/mine
 
   # Your BVH files (CMU joint names) through random cameras:
   python tools/prepare_mocap.py --inputs=a.bvh,b.bvh --cameras=random \
@@ -16,14 +21,18 @@ projecting it through cameras: <output_dir>/train.npz and test.npz
 Joint npz: name -> (F, 17, 3) mm in H36M-17 order plus a `__meta__` JSON
 (fps, up_axis). BVH: joints mapped to H36M-17 by name (--bvh_mapping, a JSON
 file {h36m_joint: source_joint or [joints to average]}; default: the CMU
-skeleton), scaled by --bvh_unit_mm.
+skeleton), scaled by --bvh_unit_mm. Both splits must come out non-empty
+(--val_subjects= asks for no validation split); a sequence shorter than
+--min_frames, or a camera view never in view that long, is left out with a
+warning and counted in the summary (--strict: an error).
 """
 
 import json
 
-from absl import app
 from absl import flags
 
+from opformer_jax import cli
+from opformer_jax import errors
 from opformer_jax.data import convert_util
 from opformer_jax.data import mocap
 
@@ -32,8 +41,8 @@ _CAMERAS = flags.DEFINE_enum(
     "cameras", "h36m", ["h36m", "random"], "Real Human3.6M calibrations "
     "(with lens distortion) or random pinhole cameras around the subject.")
 _H36M_CAMERAS = flags.DEFINE_string(
-    "h36m_cameras", "../shared/data/cameras/h36m_cameras.json",
-    "h36m_cameras.json, for --cameras=h36m.")
+    "h36m_cameras", None, "An h36m_cameras.json for --cameras=h36m (default: "
+    "the 44 Human3.6M calibrations shipped with the package).")
 _NUM_RANDOM = flags.DEFINE_integer("num_random_cameras", 4,
                                    "Random cameras per sequence.")
 _NOISE_PX = flags.DEFINE_float(
@@ -59,26 +68,41 @@ _SOURCE_FPS = flags.DEFINE_float(
 _UP_AXIS = flags.DEFINE_enum(
     "up_axis", None, ["y", "z"], "Up axis of npz inputs (overrides "
     "__meta__); BVH files are y-up.")
+_ACTION_REGEX = flags.DEFINE_string(
+    "action_regex", None, "Regular expression with a group 'action', "
+    "searched in '<file stem>/<sequence name>', that names each sequence's "
+    "action (default: the name's parent folder, else the file stem).")
+_STRICT = flags.DEFINE_bool(
+    "strict", False, "Stop at the first sequence or camera view that would "
+    "be left out.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None,
                                   "Where train.npz and test.npz go.")
 flags.mark_flags_as_required(["inputs", "output_dir"])
 
 
+def _read_mapping(path):
+  with open(path, "rb") as f:
+    try:
+      return json.loads(f.read())
+    except ValueError as e:
+      raise errors.UserError(errors.bad_input(
+          path, f"not JSON ({e})", "{h36m_joint: source joint or [joints "
+          "to average]}")) from None
+
+
 def main(argv):
   del argv
-  mapping = None
-  if _BVH_MAPPING.value:
-    with open(_BVH_MAPPING.value) as f:
-      mapping = json.load(f)
-  convert_util.run_cli(lambda: mocap.convert(
+  mapping = _read_mapping(_BVH_MAPPING.value) if _BVH_MAPPING.value else None
+  convert_util.run_cli(lambda gaps: mocap.convert(
       _INPUTS.value, _OUTPUT_DIR.value, cameras=_CAMERAS.value,
       cameras_json=_H36M_CAMERAS.value if _CAMERAS.value == "h36m" else None,
       fps=_FPS.value or None, noise_px=_NOISE_PX.value,
       val_subjects=_VAL.value, seed=_SEED.value,
       num_random_cameras=_NUM_RANDOM.value, min_frames=_MIN_FRAMES.value,
       bvh_mapping=mapping, bvh_unit_mm=_BVH_UNIT_MM.value,
-      source_fps=_SOURCE_FPS.value, up_axis=_UP_AXIS.value, progress=True))
+      source_fps=_SOURCE_FPS.value, up_axis=_UP_AXIS.value, progress=True,
+      action_regex=_ACTION_REGEX.value, gaps=gaps), _STRICT.value)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

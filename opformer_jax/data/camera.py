@@ -12,15 +12,25 @@ are camera-frame millimetres normalised as if they were pixels).
 
 The second half holds calibrated pinhole cameras for the converters:
 `Camera` and `load_h36m_cameras` (Human3.6M convention X_cam =
-R_world_to_cam @ (X_world - center_world_mm)), `project` (with Human3.6M lens
+R_world_to_cam @ (X_world - center_world_mm); the 44 Human3.6M calibrations
+ship with the package, `H36M_CAMERAS_JSON`), `project` (with Human3.6M lens
 distortion), `image_space_label` (MotionBERT's 2.5D label and factor) and
 `random_camera`.
 """
 
 import dataclasses
 import json
+import os
 
 import numpy as np
+
+from opformer_jax import errors
+
+# The 44 Human3.6M calibrations (11 subjects x 4 cameras), package data: the
+# numbers published with Human3.6M as redistributed in MMPose's Apache-2.0
+# test data (the file's "source" field says so).
+H36M_CAMERAS_JSON = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                 "h36m_cameras.json")
 
 
 def normalize_screen(xy, w, h) -> np.ndarray:
@@ -31,17 +41,6 @@ def normalize_screen(xy, w, h) -> np.ndarray:
   out = xy.copy()
   out[..., 0] = xy[..., 0] / w * 2 - 1
   out[..., 1] = xy[..., 1] / w * 2 - h / w
-  return out
-
-
-def denormalize_screen(xy_n, w, h) -> np.ndarray:
-  """Inverse of `normalize_screen` on x, y; other channels pass through."""
-  xy_n = np.asarray(xy_n, np.float32)
-  w = np.asarray(w, np.float32)
-  h = np.asarray(h, np.float32)
-  out = xy_n.copy()
-  out[..., 0] = (xy_n[..., 0] + 1) * w / 2
-  out[..., 1] = (xy_n[..., 1] + h / w) * w / 2
   return out
 
 
@@ -111,29 +110,43 @@ def make_camera(R_world_to_cam, center_world_mm, f, c, k=(0, 0, 0),
                 subject=str(subject), **out)
 
 
-def load_h36m_cameras(json_path) -> dict:
-  """Reads `h36m_cameras.json` -> {(subject, camera_id): Camera}.
+def load_h36m_cameras(json_path: str | None = None) -> dict:
+  """Reads an `h36m_cameras.json` -> {(subject, camera_id): Camera}.
 
-  The file holds {'convention': str, 'cameras': [{subject, camera_id, width,
-  height, R_world_to_cam, center_world_mm, f, c, k, p}, ...]} with
-  X_cam = R_world_to_cam @ (X_world - center_world_mm).
+  Args:
+    json_path: the file; None reads the calibrations shipped with the package
+      (`H36M_CAMERAS_JSON`). It holds {'convention': str, 'cameras':
+      [{subject, camera_id, width, height, R_world_to_cam, center_world_mm,
+      f, c, k, p}, ...]} with X_cam = R_world_to_cam @ (X_world -
+      center_world_mm).
+
+  Raises:
+    errors.DataError (one line naming the file) for a file that is not such
+    a JSON object; FileNotFoundError for a missing one.
   """
-  with open(json_path) as fobj:
-    data = json.load(fobj)
+  json_path = json_path or H36M_CAMERAS_JSON
+  expected = ("a JSON object {'cameras': [{subject, camera_id, width, height, "
+              "R_world_to_cam, center_world_mm, f, c, k, p}, ...]}")
+  with open(json_path, "rb") as fobj:
+    try:
+      data = json.loads(fobj.read())
+    except ValueError as e:  # JSONDecodeError and UnicodeDecodeError
+      raise errors.DataError(errors.bad_input(
+          json_path, f"not JSON ({e})", expected)) from None
   entries = data.get("cameras") if isinstance(data, dict) else None
-  if not isinstance(entries, list):
-    raise ValueError(f"{json_path}: expected a JSON object with a 'cameras' "
-                     "list")
+  if not isinstance(entries, list) or not entries:
+    raise errors.DataError(errors.bad_input(json_path, "no 'cameras' list",
+                                            expected))
   cams = {}
   for i, e in enumerate(entries):
     try:
       cam = make_camera(e["R_world_to_cam"], e["center_world_mm"], e["f"],
                         e["c"], e["k"], e["p"], e["width"], e["height"],
                         e["camera_id"], e["subject"])
-    except KeyError as err:
-      raise ValueError(f"{json_path}: cameras[{i}] lacks key {err}") from None
-    except ValueError as err:
-      raise ValueError(f"{json_path}: cameras[{i}]: {err}") from None
+    except (KeyError, TypeError, ValueError) as err:
+      what = (f"lacks key {err}" if isinstance(err, KeyError) else str(err))
+      raise errors.DataError(errors.bad_input(
+          json_path, f"cameras[{i}]: {what}", expected)) from None
     cams[(cam.subject, cam.camera_id)] = cam
   return cams
 
@@ -142,12 +155,6 @@ def world_to_camera(points_world, camera: Camera) -> np.ndarray:
   """(..., 3) world mm -> (..., 3) camera-frame mm (float64)."""
   x = np.asarray(points_world, np.float64) - camera.center_world_mm
   return x @ camera.R_world_to_cam.T
-
-
-def camera_to_world(points_cam, camera: Camera) -> np.ndarray:
-  """Inverse of `world_to_camera`."""
-  return (np.asarray(points_cam, np.float64) @ camera.R_world_to_cam
-          + camera.center_world_mm)
 
 
 def project(points_cam, f, c, k=None, p=None) -> np.ndarray:

@@ -1,7 +1,8 @@
-"""Shared plumbing of the data converters: input checks, packing, writing.
+"""Shared plumbing of the data converters: reading, gaps, packing, writing.
 
 Every converter (h36m, mpi3dhp, mocap, synthetic) turns its source into a
-list of per-sequence dicts
+list of per-sequence dicts built by `sequence` (or `camera_sequence`, which
+adds the image-space label of a calibrated camera)
 
   {'name', 'subject', 'action', 'camera', 'image_size': (w, h), 'fps',
    'kp2d': (F, J, 2), 'conf': (F, J), and some of 'kp3d', 'kp3d_image',
@@ -10,19 +11,33 @@ list of per-sequence dicts
 and `pack` concatenates them into the project NPZ schema (`dataset.py`).
 `write_splits` validates every split before writing any, so a conversion that
 fails leaves existing output files untouched.
+
+Converters convert what is there: a piece the source lacks (a camera view
+without detections, a take without 3D) is left out with one warning naming
+it and counted in a `Gaps`; `Gaps(strict=True)` (the tools' `--strict`)
+makes the first gap an error instead. A damaged file (truncated npz, h5 or
+pickle) is always an error naming the file.
 """
 
 from __future__ import annotations
 
+import collections
+import logging
 import os
-import sys
 import time
 
 import numpy as np
 
+from opformer_jax import errors
+from opformer_jax.data import camera as camera_lib
 from opformer_jax.data import dataset
 
 _FRAME_KEYS = ("kp2d", "conf", "kp3d", "kp3d_image", "factor", "valid")
+
+
+def one_line(e: BaseException) -> str:
+  """An exception's message on one line (h5py and zipfile wrap theirs)."""
+  return " ".join(str(e).split()) or type(e).__name__
 
 
 def check_array(value, path, key, shape, finite=True) -> np.ndarray:
@@ -61,6 +76,85 @@ def check_array(value, path, key, shape, finite=True) -> np.ndarray:
   return a
 
 
+def read_npz(path: str, keys=None, allow_pickle: bool = False) -> dict:
+  """Reads `keys` of an .npz file; a pickled 0-d object array is unwrapped.
+
+  Args:
+    path: the file.
+    keys: the members to read (None: all); a key ending in '?' is optional
+      (absent -> left out of the result).
+    allow_pickle: the file stores pickled objects (VideoPose3D, 3DHP).
+
+  Returns:
+    {key: value} of the keys present.
+
+  Raises:
+    errors.DataError (one line naming the file) for a damaged or truncated
+    file or a missing key; FileNotFoundError for a missing file.
+  """
+  out = {}
+  try:
+    z = np.load(path, allow_pickle=allow_pickle)
+    if not isinstance(z, np.lib.npyio.NpzFile):
+      raise errors.DataError(errors.bad_input(
+          path, f"holds one array of shape {np.shape(z)}, not named arrays",
+          "an .npz archive"))
+    with z:
+      for key in (z.files if keys is None else keys):
+        name = key.rstrip("?")
+        if name not in z.files:
+          if key.endswith("?"):
+            continue
+          raise errors.DataError(errors.bad_input(
+              path, f"key '{name}' is missing", f"keys {sorted(z.files)} to "
+              f"include '{name}'"))
+        value = z[name]
+        out[name] = (value.item() if value.dtype == object and value.ndim == 0
+                     else value)
+  except Exception as e:  # pylint: disable=broad-except
+    if isinstance(e, errors.DataError) or (isinstance(e, OSError)
+                                           and e.filename):
+      raise   # bad content already said, or a missing / unreadable file
+    # A truncated zip raises BadZipFile, a damaged member zlib.error or
+    # EOFError, a damaged pickle OSError or UnpicklingError: all one thing.
+    raise errors.DataError(errors.bad_input(
+        path, f"not a readable .npz file ({one_line(e)})",
+        "a complete numpy .npz archive")) from None
+  return out
+
+
+def sequence(name, subject, action, camera, image_size, fps, kp2d,
+             conf=None, **frames) -> dict:
+  """One converted sequence (the dict `pack` takes).
+
+  Args:
+    name, subject, action, camera: its names (`camera` an id string).
+    image_size: (width, height) px.
+    fps: frame rate.
+    kp2d: (F, J, 2) px.
+    conf: (F, J) confidence; None = 1 (ground truth or detections without
+      scores).
+    **frames: optional per-frame fields (kp3d, kp3d_image, factor, valid).
+  """
+  kp2d = np.asarray(kp2d, np.float32)
+  conf = (np.ones(kp2d.shape[:2], np.float32) if conf is None
+          else np.asarray(conf, np.float32))
+  return {"name": name, "subject": subject, "action": action,
+          "camera": str(camera), "image_size": tuple(image_size), "fps": fps,
+          "kp2d": kp2d, "conf": conf, **frames}
+
+
+def camera_sequence(name, subject, action, cam, kp3d_cam, kp2d, fps,
+                    conf=None) -> dict:
+  """A sequence seen by a calibrated camera: kp3d (F, J, 3) camera-frame mm
+  with its image-space label and 2.5D factor (`camera.image_space_label`)."""
+  kp3d_image, factor = camera_lib.image_space_label(kp3d_cam, cam.f, cam.c)
+  return sequence(name, subject, action, cam.camera_id,
+                  (cam.width, cam.height), fps, kp2d, conf,
+                  kp3d=np.asarray(kp3d_cam, np.float32),
+                  kp3d_image=kp3d_image, factor=factor)
+
+
 def pack(seqs, *, layout: str, input_2d: str, source: str,
          synthetic: bool = False) -> dict:
   """Concatenates per-sequence dicts (see module docstring) into schema
@@ -86,6 +180,67 @@ def pack(seqs, *, layout: str, input_2d: str, source: str,
   out["seq_image_size"] = np.array([s["image_size"] for s in seqs], np.int32)
   out["seq_fps"] = np.array([s["fps"] for s in seqs], np.float32)
   return out
+
+
+def require_splits(splits: dict, source: str, selectors: dict) -> None:
+  """Raises when a split came out empty, so no file silently goes missing.
+
+  Args:
+    splits: {split: arrays} as a reader returns them (empty splits absent).
+    source: the input (for the message).
+    selectors: {split: what selects its sequences}, e.g. {'test':
+      'subjects S9, S11'}; every key must be in `splits`.
+  """
+  for split, selector in selectors.items():
+    if split not in splits:
+      raise errors.DataError(errors.bad_input(
+          source, f"split '{split}' came out empty (no sequence of "
+          f"{selector})", f"sequences in every split "
+          f"({', '.join(selectors)})"))
+
+
+class Gaps:
+  """What a conversion left out, by kind, and whether a gap is an error.
+
+  `leave_out` records a piece the source lacks: one warning naming it, or a
+  DataError with `strict`. `drop` records what a converter leaves out by
+  convention (VideoPose3D's corrupt S11 "Directions" video), never an error.
+  """
+
+  def __init__(self, strict: bool = False):
+    self.strict = strict
+    self.counts = collections.Counter()   # kind -> number left out
+    self.warnings = []
+
+  def leave_out(self, kind: str, path, what: str, expected: str) -> None:
+    """Leaves out one `kind` (e.g. 'take without 3D'), or raises if strict.
+
+    Args:
+      kind: what is left out, singular ('camera view without 2D detections').
+      path: the file or folder that lacks it.
+      what: what is wrong, naming the sequence.
+      expected: what a complete source has.
+    """
+    if self.strict:
+      raise errors.DataError(errors.bad_input(
+          path, what, f"{expected} (--strict makes every gap an error)"))
+    self._record(kind, f"{errors.bad_input(path, what)}; left out")
+
+  def drop(self, kind: str, path, what: str) -> None:
+    """Leaves out `kind` by convention (strict or not)."""
+    self._record(kind, f"{errors.bad_input(path, what)}; left out")
+
+  def _record(self, kind, line):
+    logging.warning("%s", line)
+    self.warnings.append(line)
+    self.counts[kind] += 1
+
+  def summary(self) -> str:
+    """'left out: 1 x take without 3D, ...' or 'left out: nothing'."""
+    if not self.counts:
+      return "left out: nothing"
+    return "left out: " + ", ".join(f"{n} x {kind}" for kind, n in
+                                    sorted(self.counts.items()))
 
 
 def write_splits(splits: dict, output_dir: str) -> dict:
@@ -125,17 +280,24 @@ def describe(path: str) -> str:
           + (" [SYNTHETIC]" if data.synthetic else ""))
 
 
-def run_cli(convert) -> None:
-  """Runs a converter for a CLI: `convert()` returns {split: path}.
+def run_cli(convert, strict: bool = False) -> Gaps:
+  """Runs a converter for a tool: `convert(gaps)` returns {split: path}.
 
-  Data and file errors end the program with a one-line message (exit 1);
-  on success each written file is described and the time printed.
+  Errors propagate: the tool runs under `cli.run`, which prints a data or
+  file error as one line and exits with status 2. On success each written
+  file is described, then what was converted and what was left out (by
+  kind), and the time.
+
+  Returns:
+    The `Gaps` of the conversion.
   """
   start = time.time()
-  try:
-    paths = convert()
-  except (dataset.DataError, OSError) as e:
-    sys.exit(f"error: {e}")
-  for path in paths.values():
+  gaps = Gaps(strict)
+  paths = convert(gaps)
+  counts = []
+  for split, path in paths.items():
     print(describe(path))
+    counts.append(f"{split} {dataset.load(path).num_seqs:,}")
+  print(f"converted: {', '.join(counts)} sequences; {gaps.summary()}")
   print(f"done in {time.time() - start:.1f} s")
+  return gaps

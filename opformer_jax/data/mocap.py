@@ -37,6 +37,7 @@ import re
 import numpy as np
 from tqdm import tqdm
 
+from opformer_jax import errors
 from opformer_jax.data import camera as camera_lib
 from opformer_jax.data import convert_util
 from opformer_jax.data import dataset
@@ -50,15 +51,10 @@ Bvh, parse_bvh, bvh_positions = (bvh_lib.Bvh, bvh_lib.parse_bvh,
 CMU_UNIT_MM = 25.4 / 0.45
 # Ankle joint height above the floor when the foot is flat (mm).
 ANKLE_HEIGHT_MM = 80.0
-# Joint names of the mapping tables (README style) -> skeleton.H36M.joints.
-H36M_NAMES = {"Hip": "hip", "RHip": "r_hip", "RKnee": "r_knee",
-              "RFoot": "r_ankle", "RAnkle": "r_ankle", "LHip": "l_hip",
-              "LKnee": "l_knee", "LFoot": "l_ankle", "LAnkle": "l_ankle",
-              "Spine": "spine", "Thorax": "thorax", "Nose": "nose",
-              "Head": "head", "LShoulder": "l_shoulder",
-              "LElbow": "l_elbow", "LWrist": "l_wrist",
-              "RShoulder": "r_shoulder", "RElbow": "r_elbow",
-              "RWrist": "r_wrist"}
+# Joint names of the mapping tables (`skeleton.H36M_JOINT_NAMES`, and
+# "RAnkle" / "LAnkle" for the ankles) -> skeleton.H36M.joints.
+H36M_NAMES = dict(zip(skeleton.H36M_JOINT_NAMES, skeleton.H36M.joints)) | {
+    "RAnkle": "r_ankle", "LAnkle": "l_ankle"}
 # CMU BVH (31 joints) -> H36M-17; a tuple is the mean of its joints.
 CMU_BVH_MAPPING = {
     "hip": ("LeftHip", "RightHip"), "r_hip": "RightHip",
@@ -93,32 +89,28 @@ def read_joint_npz(path: str, fps: float | None = None,
   Returns:
     ({name: float64 (F, 17, 3) mm}, fps, up_axis).
   """
-  try:
-    z = np.load(path, allow_pickle=False)
-  except (OSError, ValueError) as e:
-    raise dataset.DataError(f"{path}: not a readable .npz file ({e})") from None
-  with z:
-    meta = {}
-    if "__meta__" in z.files:
-      try:
-        meta = json.loads(str(z["__meta__"]))
-      except json.JSONDecodeError as e:
-        raise dataset.DataError(f"{path}: key '__meta__': not JSON ({e})"
-                                ) from None
-    fps = fps or meta.get("fps")
-    up_axis = up_axis or meta.get("up_axis")
-    if not fps:
-      raise dataset.DataError(f"{path}: key '__meta__': no 'fps'; give the "
-                              "source frame rate (--source_fps)")
-    if up_axis not in ("y", "z"):
-      raise dataset.DataError(f"{path}: key '__meta__': up_axis is "
-                              f"{up_axis!r}, expected 'y' or 'z'")
-    seqs = {}
-    for key in z.files:
-      if key == "__meta__":
-        continue
-      a = convert_util.check_array(z[key], path, f"'{key}'", ("F", 17, 3))
-      seqs[key] = a.astype(np.float64)
+  z = convert_util.read_npz(path)
+  meta = {}
+  if "__meta__" in z:
+    try:
+      meta = json.loads(str(z["__meta__"]))
+    except json.JSONDecodeError as e:
+      raise dataset.DataError(f"{path}: key '__meta__': not JSON ({e})"
+                              ) from None
+  fps = fps or meta.get("fps")
+  up_axis = up_axis or meta.get("up_axis")
+  if not fps:
+    raise dataset.DataError(f"{path}: key '__meta__': no 'fps'; give the "
+                            "source frame rate (--source_fps)")
+  if up_axis not in ("y", "z"):
+    raise dataset.DataError(f"{path}: key '__meta__': up_axis is "
+                            f"{up_axis!r}, expected 'y' or 'z'")
+  seqs = {}
+  for key, value in z.items():
+    if key == "__meta__":
+      continue
+    a = convert_util.check_array(value, path, f"'{key}'", ("F", 17, 3))
+    seqs[key] = a.astype(np.float64)
   if not seqs:
     raise dataset.DataError(f"{path}: no sequences")
   return seqs, float(fps), up_axis
@@ -311,12 +303,36 @@ def is_validation(stem: str, name: str, val_subjects) -> bool:
   return False
 
 
-def _subject_action(stem, name):
+def _subject_action(stem, name, action_regex=None):
+  """(subject, action) of '<stem>/<name>': CMU names 'N_<trial>' are subject
+  'CMU<N>'; the action is the match of `action_regex`'s group 'action' (a
+  compiled pattern, searched in '<stem>/<name>') or, without one or when it
+  does not match, the parent folder of the name, else the file stem."""
   m = re.fullmatch(r"(\d+)_\d+", os.path.basename(name))
   subject = f"CMU{int(m.group(1))}" if m else stem
+  found = action_regex.search(f"{stem}/{name}") if action_regex else None
+  if found and found.group("action"):
+    return subject, found.group("action")
   parts = name.split("/")
   action = parts[-2] if len(parts) >= 2 else stem
   return subject, action
+
+
+def compile_action_regex(action_regex: str | None):
+  """The `--action_regex` pattern, compiled; it needs a group 'action'."""
+  if not action_regex:
+    return None
+  try:
+    pattern = re.compile(action_regex)
+  except re.error as e:
+    raise errors.UserError(errors.bad_input(
+        "--action_regex", f"{action_regex!r} is not a regular expression "
+        f"({e})", "e.g. '(?P<action>[a-z]+)_\\d+$'")) from None
+  if "action" not in pattern.groupindex:
+    raise errors.UserError(errors.bad_input(
+        "--action_regex", f"{action_regex!r} has no group named 'action'",
+        "a pattern with (?P<action>...), e.g. '(?P<action>[a-z]+)_\\d+$'"))
+  return pattern
 
 
 def make_views(world_zup, rng, cameras, h36m_cams=None, num_random=4,
@@ -362,78 +378,129 @@ def make_views(world_zup, rng, cameras, h36m_cams=None, num_random=4,
 def convert_sequences(items, cameras="h36m", cameras_json=None, fps=50.0,
                       noise_px=0.0, val_subjects=DEFAULT_VAL, seed=0,
                       num_random_cameras=4, min_frames=27,
-                      progress=False) -> dict:
+                      progress=False, action_regex=None,
+                      gaps: convert_util.Gaps | None = None) -> dict:
   """Mocap sequences -> {'train': arrays, 'test': arrays} (test =
-  validation).
+  validation), each split present when it has sequences.
 
   Args:
     items: from `read_inputs`: (stem, name, (F, 17, 3) mm, fps, up_axis).
-    cameras: 'h36m' (real calibrations, needs `cameras_json`) or 'random'.
+    cameras: 'h36m' (real calibrations: `cameras_json`, a path or loaded
+      {(subject, id): Camera}; None = the 44 shipped with the package) or
+      'random'.
     fps: output frame rate (resampled); None keeps each source's.
     noise_px: detector-like 2D noise (0: exact projection, input_2d 'gt').
     val_subjects: see `is_validation`.
     seed: everything random (camera choice, heading, noise) derives from it.
     min_frames: shortest in-view part kept.
+    action_regex: a pattern with a group 'action' that takes each
+      sequence's action from '<file stem>/<name>' (see `_subject_action`).
+    gaps: collects what is left out: sequences shorter than `min_frames`,
+      camera views never `min_frames` frames in view.
   """
   if cameras not in ("h36m", "random"):
     raise ValueError(f"cameras must be 'h36m' or 'random', got {cameras!r}")
   h36m_cams = None
   if cameras == "h36m":
-    if cameras_json is None:
-      raise ValueError("cameras='h36m' needs the calibrations "
-                       "(h36m_cameras.json)")
-    h36m_cams = (camera_lib.load_h36m_cameras(cameras_json)
-                 if isinstance(cameras_json, str) else cameras_json)
-  input_2d = "detected" if noise_px > 0 else "gt"
+    h36m_cams = (cameras_json if isinstance(cameras_json, dict)
+                 else camera_lib.load_h36m_cameras(cameras_json))
+  settings = dict(cameras=cameras, h36m_cams=h36m_cams, fps=fps,
+                  noise_px=noise_px, num_random=num_random_cameras,
+                  min_frames=min_frames,
+                  gaps=gaps if gaps is not None else convert_util.Gaps())
+  pattern = (compile_action_regex(action_regex)
+             if isinstance(action_regex, str) else action_regex)
   splits = {"train": [], "test": []}
-  dropped = 0
+  cut, unmatched = 0, []
   for i, (stem, name, kp3d, src_fps, up_axis) in enumerate(
       tqdm(items, disable=not progress, desc="sequences")):
-    rng = np.random.default_rng([seed, i])
-    out_fps = fps or src_fps
-    world = to_z_up(resample(kp3d, src_fps, out_fps), up_axis)
-    subject, action = _subject_action(stem, name)
+    subject, action = _subject_action(stem, name, pattern)
+    if pattern and not pattern.search(f"{stem}/{name}"):
+      unmatched.append(f"{stem}/{name}")
     split = "test" if is_validation(stem, name, val_subjects) else "train"
-    for cam, placed, distort in make_views(world, rng, cameras, h36m_cams,
-                                           num_random_cameras):
-      kp3d_cam, kp2d = _view(placed, cam, distort)
-      runs = _runs(in_view(kp2d, kp3d_cam, cam.width, cam.height),
-                   min_frames)
-      dropped += len(kp2d) - sum(e - s for s, e in runs)
-      for k, (s, e) in enumerate(runs):
-        seq_name = f"{stem}/{name}/{cam.subject or 'random'}/{cam.camera_id}"
-        if len(runs) > 1 or (s, e) != (0, len(kp2d)):
-          seq_name += f"#{k}"
-        noisy, conf = detector_noise(rng, kp2d[s:e], noise_px)
-        kp3d_image, factor = camera_lib.image_space_label(
-            kp3d_cam[s:e], cam.f, cam.c)
-        splits[split].append({
-            "name": seq_name, "subject": subject, "action": action,
-            "camera": cam.camera_id, "image_size": (cam.width, cam.height),
-            "fps": out_fps, "kp2d": noisy, "conf": conf,
-            "kp3d": kp3d_cam[s:e].astype(np.float32),
-            "kp3d_image": kp3d_image, "factor": factor})
-  if dropped:
+    seqs, num_cut = _convert_item(np.random.default_rng([seed, i]), stem,
+                                  name, (subject, action),
+                                  (kp3d, src_fps, up_axis), **settings)
+    splits[split] += seqs
+    cut += num_cut
+  if cut:
     logging.info("mocap: %d frame views left the image and were cut out",
-                 dropped)
+                 cut)
+  if unmatched:
+    logging.warning("--action_regex matched %d of %d sequence names (not "
+                    "e.g. %s); the others keep their folder or file name as "
+                    "action", len(items) - len(unmatched), len(items),
+                    ", ".join(unmatched[:3]))
   via = "Human3.6M calibrations" if cameras == "h36m" else "random cameras"
   desc = (f"mocap ({', '.join(sorted({s for s, *_ in items}))}) via {via}, "
           f"noise {noise_px:g} px, {fps or 'source'} fps, seed {seed}")
+  input_2d = "detected" if noise_px > 0 else "gt"
   return {split: convert_util.pack(seqs, layout="h36m17", input_2d=input_2d,
                                    source=desc)
           for split, seqs in splits.items() if seqs}
+
+
+def _convert_item(rng, stem, name, subject_action, motion, *, cameras,
+                  h36m_cams, fps, noise_px, num_random, min_frames, gaps):
+  """One mocap sequence seen by its cameras -> (sequence dicts, number of
+  frame views cut because a joint left the image)."""
+  (subject, action), (kp3d, src_fps, up_axis) = subject_action, motion
+  out_fps = fps or src_fps
+  world = to_z_up(resample(kp3d, src_fps, out_fps), up_axis)
+  if len(world) < min_frames:
+    gaps.leave_out("sequence shorter than min_frames", f"{stem}/{name}",
+                   f"{len(world)} frames at {out_fps:g} fps",
+                   f"at least --min_frames={min_frames}")
+    return [], 0
+  seqs, cut = [], 0
+  for cam, placed, distort in make_views(world, rng, cameras, h36m_cams,
+                                         num_random):
+    kp3d_cam, kp2d = _view(placed, cam, distort)
+    runs = _runs(in_view(kp2d, kp3d_cam, cam.width, cam.height), min_frames)
+    cut += len(kp2d) - sum(e - s for s, e in runs)
+    view = f"{stem}/{name}/{cam.subject or 'random'}/{cam.camera_id}"
+    if not runs:
+      gaps.leave_out("camera view without min_frames frames in view", view,
+                     "a joint leaves the image in every stretch of "
+                     f"{min_frames} frames", "the whole body in view for "
+                     f"at least --min_frames={min_frames} frames")
+    for k, (s, e) in enumerate(runs):
+      seq_name = view
+      if len(runs) > 1 or (s, e) != (0, len(kp2d)):
+        seq_name += f"#{k}"
+      noisy, conf = detector_noise(rng, kp2d[s:e], noise_px)
+      seqs.append(convert_util.camera_sequence(
+          seq_name, subject, action, cam, kp3d_cam[s:e], noisy, out_fps,
+          conf))
+  return seqs, cut
 
 
 def convert(inputs, output_dir, cameras="h36m", cameras_json=None,
             fps=50.0, noise_px=0.0, val_subjects=DEFAULT_VAL, seed=0,
             num_random_cameras=4, min_frames=27, bvh_mapping=None,
             bvh_unit_mm=CMU_UNIT_MM, source_fps=None, up_axis=None,
-            progress=False) -> dict:
+            progress=False, action_regex=None,
+            gaps: convert_util.Gaps | None = None) -> dict:
   """Reads `inputs` (npz / BVH paths), converts, writes train.npz and
-  test.npz (validation) under `output_dir`; returns {split: path}."""
+  test.npz (validation) under `output_dir`; returns {split: path}.
+
+  Both splits must come out non-empty, except that `val_subjects` empty
+  asks for no validation split (only train.npz is written, with a warning).
+  Other arguments: see `convert_sequences` and `read_inputs`.
+  """
+  pattern = compile_action_regex(action_regex)
   items = read_inputs(inputs, bvh_mapping, bvh_unit_mm,
                       source_fps=source_fps, up_axis=up_axis)
   splits = convert_sequences(items, cameras, cameras_json, fps, noise_px,
                              val_subjects, seed, num_random_cameras,
-                             min_frames, progress)
+                             min_frames, progress, pattern, gaps)
+  selectors = {"train": "the sequences --val_subjects does not select"}
+  val = ",".join(str(v).strip() for v in val_subjects if str(v).strip())
+  if val:
+    selectors["test"] = (f"--val_subjects={val} (a number N: CMU subject N; "
+                         "else a prefix of '<file stem>/<sequence name>')")
+  else:
+    logging.warning("no validation split asked for (val_subjects empty): "
+                    "writing %s only", os.path.join(output_dir, "train.npz"))
+  convert_util.require_splits(splits, ",".join(inputs), selectors)
   return convert_util.write_splits(splits, output_dir)

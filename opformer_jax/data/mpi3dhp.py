@@ -31,6 +31,7 @@ import re
 import numpy as np
 from tqdm import tqdm
 
+from opformer_jax import errors
 from opformer_jax.data import convert_util
 from opformer_jax.data import dataset
 
@@ -46,31 +47,36 @@ TEST_SCENES = {"TS1": "GreenScreen", "TS2": "GreenScreen",
                "TS5": "Outdoor", "TS6": "Outdoor"}
 
 
+# What the readers leave out (`convert_util.Gaps` kind).
+NO_POSES = "sequence without 2D or 3D"
+
+
 def _load_data(path):
-  try:
-    with np.load(path, allow_pickle=True) as z:
-      if "data" not in z.files:
-        raise dataset.DataError(f"{path}: key 'data' is missing (present: "
-                                f"{z.files})")
-      data = z["data"]
-  except (OSError, ValueError) as e:
-    raise dataset.DataError(f"{path}: not a readable .npz file ({e})") from None
-  data = data.item() if data.dtype == object and data.ndim == 0 else data
+  data = convert_util.read_npz(path, ("data",), allow_pickle=True)["data"]
   if not isinstance(data, dict):
     raise dataset.DataError(f"{path}: key 'data': expected a pickled dict")
   return data
 
 
-def _poses(entry, path, key):
+def _poses(entry, path, key, gaps):
+  """(data_2d, data_3d) of one entry, or None when either is absent or
+  empty (left out with a warning, or an error with a strict `gaps`)."""
   if not isinstance(entry, dict):
     raise dataset.DataError(f"{path}: key {key}: expected a dict with "
                             "'data_2d' and 'data_3d'")
   for k in ("data_2d", "data_3d"):
-    if k not in entry:
-      raise dataset.DataError(f"{path}: key {key}['{k}'] is missing")
-  kp2d = np.asarray(entry["data_2d"])
-  kp3d = np.asarray(entry["data_3d"])
-  return kp2d, kp3d
+    if entry.get(k) is None or np.shape(entry[k])[:1] == (0,):
+      gaps.leave_out(NO_POSES, path, f"key {key}['{k}'] is missing or empty",
+                     "'data_2d' and 'data_3d' for every sequence")
+      return None
+  return np.asarray(entry["data_2d"]), np.asarray(entry["data_3d"])
+
+
+def _require_sequences(seqs, path, split):
+  if not seqs:
+    raise dataset.DataError(errors.bad_input(
+        path, f"split '{split}' came out empty (no sequence with 2D and 3D)",
+        "at least one sequence with 'data_2d' and 'data_3d'"))
 
 
 def _sequence(name, subject, action, camera, size, fps, kp2d, kp3d, path,
@@ -79,17 +85,14 @@ def _sequence(name, subject, action, camera, size, fps, kp2d, kp3d, path,
                                   ("F", 17, 2), finite=valid is None)
   kp3d = convert_util.check_array(kp3d, path, f"{key}['data_3d']",
                                   (len(kp2d), 17, 3), finite=valid is None)
-  seq = {"name": name, "subject": subject, "action": action,
-         "camera": camera, "image_size": size, "fps": fps}
+  frames = {}
   if valid is not None:
     valid = convert_util.check_array(valid, path, f"{key}['valid']",
                                      (len(kp2d),)).astype(bool)
     kp2d, kp3d = _fill_invalid(kp2d, kp3d, valid, path, key)
-    seq["valid"] = valid
-  seq.update(kp2d=kp2d.astype(np.float32),
-             conf=np.ones(kp2d.shape[:2], np.float32),
-             kp3d=kp3d.astype(np.float32))
-  return seq
+    frames["valid"] = valid
+  return convert_util.sequence(name, subject, action, camera, size, fps, kp2d,
+                               kp3d=kp3d.astype(np.float32), **frames)
 
 
 def _fill_invalid(kp2d, kp3d, valid, path, key):
@@ -113,8 +116,11 @@ def _fill_invalid(kp2d, kp3d, valid, path, key):
   return kp2d[nearest], kp3d[nearest]
 
 
-def read_train(path: str, progress: bool = False) -> dict:
-  """`data_train_3dhp.npz` -> schema arrays (one sequence per camera)."""
+def read_train(path: str, progress: bool = False,
+               gaps: convert_util.Gaps | None = None) -> dict:
+  """`data_train_3dhp.npz` -> schema arrays (one sequence per camera); a
+  camera without 2D or 3D is left out (`gaps`, default non-strict)."""
+  gaps = gaps if gaps is not None else convert_util.Gaps()
   data = _load_data(path)
   seqs = []
   for key in tqdm(sorted(data, key=dataset.natural_key), disable=not progress,
@@ -134,16 +140,21 @@ def read_train(path: str, progress: bool = False) -> dict:
                               f"{fps!r} is not a number") from None
     for cam in sorted(cams, key=dataset.natural_key):
       where = f"['data']['{key}'][0]['{cam}']"
-      kp2d, kp3d = _poses(cams[cam], path, where)
-      seqs.append(_sequence(f"{m.group(1)} {m.group(2)} cam{cam}",
-                            m.group(1), m.group(2), str(cam),
-                            TRAIN_IMAGE_SIZE, fps, kp2d, kp3d, path, where))
+      poses = _poses(cams[cam], path, where, gaps)
+      if poses is not None:
+        seqs.append(_sequence(f"{m.group(1)} {m.group(2)} cam{cam}",
+                              m.group(1), m.group(2), str(cam),
+                              TRAIN_IMAGE_SIZE, fps, *poses, path, where))
+  _require_sequences(seqs, path, "train")
   return convert_util.pack(seqs, layout="mpi17", input_2d="gt",
                            source=f"MPI-INF-3DHP {os.path.basename(path)}")
 
 
-def read_test(path: str, progress: bool = False) -> dict:
-  """`data_test_3dhp.npz` -> schema arrays with the `valid` mask."""
+def read_test(path: str, progress: bool = False,
+              gaps: convert_util.Gaps | None = None) -> dict:
+  """`data_test_3dhp.npz` -> schema arrays with the `valid` mask; a test
+  sequence without 2D or 3D is left out (`gaps`, default non-strict)."""
+  gaps = gaps if gaps is not None else convert_util.Gaps()
   data = _load_data(path)
   seqs = []
   for key in tqdm(sorted(data, key=dataset.natural_key), disable=not progress,
@@ -152,25 +163,33 @@ def read_test(path: str, progress: bool = False) -> dict:
     if key not in TEST_IMAGE_SIZES:
       raise dataset.DataError(f"{path}: key {where}: unknown test sequence; "
                               f"expected one of {sorted(TEST_IMAGE_SIZES)}")
-    kp2d, kp3d = _poses(data[key], path, where)
+    poses = _poses(data[key], path, where, gaps)
+    if poses is None:
+      continue
     if "valid" not in data[key]:
       raise dataset.DataError(f"{path}: key {where}['valid'] is missing")
     valid = np.asarray(data[key]["valid"]).reshape(-1)
     seqs.append(_sequence(key, key, TEST_SCENES[key], key,
-                          TEST_IMAGE_SIZES[key], TEST_FPS[key], kp2d, kp3d,
+                          TEST_IMAGE_SIZES[key], TEST_FPS[key], *poses,
                           path, where, valid=valid))
+  _require_sequences(seqs, path, "test")
   return convert_util.pack(seqs, layout="mpi17", input_2d="gt",
                            source=f"MPI-INF-3DHP {os.path.basename(path)}")
 
 
 def convert(output_dir: str, train_path: str | None = None,
-            test_path: str | None = None, progress: bool = False) -> dict:
-  """Converts the train and/or test file; writes train.npz / test.npz."""
+            test_path: str | None = None, progress: bool = False,
+            gaps: convert_util.Gaps | None = None) -> dict:
+  """Converts the train and/or test file; writes train.npz / test.npz.
+
+  A file whose split comes out empty (every sequence left out) is an error.
+  """
+  if not (train_path or test_path):
+    raise ValueError("give a train and/or a test file")
+  gaps = gaps if gaps is not None else convert_util.Gaps()
   splits = {}
   if train_path:
-    splits["train"] = read_train(train_path, progress)
+    splits["train"] = read_train(train_path, progress, gaps)
   if test_path:
-    splits["test"] = read_test(test_path, progress)
-  if not splits:
-    raise ValueError("give a train and/or a test file")
+    splits["test"] = read_test(test_path, progress, gaps)
   return convert_util.write_splits(splits, output_dir)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from opformer_jax.data import camera as camera_lib
 from opformer_jax.data import convert_util
@@ -78,25 +79,12 @@ def random_bones(rng: np.random.Generator) -> dict:
 # ---------------------------------------------------------------------------
 
 
-def _rx(a):
-  c, s = np.cos(a), np.sin(a)
-  o, z = np.ones_like(a), np.zeros_like(a)
-  return np.stack([np.stack([o, z, z], -1), np.stack([z, c, -s], -1),
-                   np.stack([z, s, c], -1)], -2)
-
-
-def _ry(a):
-  c, s = np.cos(a), np.sin(a)
-  o, z = np.ones_like(a), np.zeros_like(a)
-  return np.stack([np.stack([c, z, s], -1), np.stack([z, o, z], -1),
-                   np.stack([-s, z, c], -1)], -2)
-
-
-def _rz(a):
-  c, s = np.cos(a), np.sin(a)
-  o, z = np.ones_like(a), np.zeros_like(a)
-  return np.stack([np.stack([c, -s, z], -1), np.stack([s, c, z], -1),
-                   np.stack([z, z, o], -1)], -2)
+def _rot(axis: str, angle) -> np.ndarray:
+  """(...) angles (radians) -> (..., 3, 3) rotations about world `axis`
+  ('x', 'y' or 'z') acting on column vectors."""
+  angle = np.asarray(angle, np.float64)
+  return Rotation.from_euler(axis, angle.reshape(-1, 1)).as_matrix().reshape(
+      angle.shape + (3, 3))
 
 
 def _mv(r, v):
@@ -113,9 +101,9 @@ def _sph(azimuth, elevation):
 
 def _leg(flex, abduct, knee, side):
   """Thigh and shin unit vectors (F, 3) in the pelvis frame; side +1 right."""
-  r = _rx(flex) @ _ry(-side * abduct)
+  r = _rot("x", flex) @ _rot("y", -side * abduct)
   down = np.array([0.0, 0.0, -1.0])
-  return _mv(r, down), _mv(r @ _rx(-knee), down)
+  return _mv(r, down), _mv(r @ _rot("x", -knee), down)
 
 
 def pose(bones, p) -> np.ndarray:
@@ -129,8 +117,9 @@ def pose(bones, p) -> np.ndarray:
   """
   num = len(p["heading"])
   out = np.zeros((num, 17, 3))
-  body = _rz(-p["heading"])
-  trunk = body @ _rz(-p["twist"]) @ _rx(-p["lean"]) @ _ry(p["side_lean"])
+  body = _rot("z", -p["heading"])
+  trunk = (body @ _rot("z", -p["twist"]) @ _rot("x", -p["lean"])
+           @ _rot("y", p["side_lean"]))
   up = np.array([0.0, 0.0, 1.0])
   right = np.array([1.0, 0.0, 0.0])
   for side, hip, knee, ankle in ((1, 1, 2, 3), (-1, 4, 5, 6)):
@@ -356,14 +345,9 @@ def _split(subjects, first, seed, takes, frames, cameras_per_take, noise_px,
           kp2d, conf = mocap.detector_noise(
               rng, camera_lib.project(kp3d, cam.f, cam.c), noise_px,
               outlier_prob=0.001)
-          kp3d_image, factor = camera_lib.image_space_label(kp3d, cam.f,
-                                                            cam.c)
-          seqs.append({
-              "name": f"{subject}/{action}/take{take + 1}/{cam.camera_id}",
-              "subject": subject, "action": action, "camera": cam.camera_id,
-              "image_size": (cam.width, cam.height), "fps": FPS,
-              "kp2d": kp2d, "conf": conf, "kp3d": kp3d.astype(np.float32),
-              "kp3d_image": kp3d_image, "factor": factor})
+          seqs.append(convert_util.camera_sequence(
+              f"{subject}/{action}/take{take + 1}/{cam.camera_id}", subject,
+              action, cam, kp3d, kp2d, FPS, conf))
   return seqs
 
 

@@ -1,10 +1,12 @@
 """Tests of pinhole projection, lens distortion, image-space labels, cameras."""
 
 import json
+import os
 
 import numpy as np
 import pytest
 
+from opformer_jax import errors
 from opformer_jax.data import camera
 
 
@@ -131,24 +133,68 @@ def test_world_camera_round_trip_and_json(tmp_path):
   np.testing.assert_allclose(in_cam[0, :2], 0, atol=1e-9)
   assert in_cam[0, 2] == pytest.approx(np.linalg.norm(
       target[0] - entry["center_world_mm"]))
-  np.testing.assert_allclose(camera.camera_to_world(in_cam, cam), target,
+  np.testing.assert_allclose(in_cam @ rot + entry["center_world_mm"], target,
                              atol=1e-9)
   # Image x points to the right of the viewing direction, y down.
   right = camera.world_to_camera(target + rot[0] * 100, cam)
   assert right[0, 0] == pytest.approx(100.0)
 
 
-def test_load_h36m_cameras_rejects_bad_entries(tmp_path):
+@pytest.mark.parametrize("text, message", [
+    (json.dumps({"cameras": [{"subject": "S1"}]}),
+     r"cams\.json: cameras\[0\]: lacks key 'R_world_to_cam'; expected a "
+     r"JSON object"),
+    (json.dumps({"cameras": [{**{k: [0, 0] for k in "fckp"},
+                              "subject": "S1", "camera_id": "1", "width": 9,
+                              "height": 9, "R_world_to_cam": [[1, 0, 0]],
+                              "center_world_mm": [0, 0, 0]}]}),
+     r"cams\.json: cameras\[0\]: camera S1 1: 'R_world_to_cam' must be "
+     r"\(3, 3\) finite numbers"),
+    (json.dumps({"convention": "x"}), r"cams\.json: no 'cameras' list"),
+    ('{"cameras": [', r"cams\.json: not JSON \("),
+])
+def test_load_h36m_cameras_rejects_bad_files(tmp_path, text, message):
   path = tmp_path / "cams.json"
-  path.write_text(json.dumps({"cameras": [{"subject": "S1"}]}))
-  with pytest.raises(ValueError, match=r"cameras\[0\] lacks key"):
+  path.write_text(text)
+  with pytest.raises(errors.DataError, match=message) as err:
     camera.load_h36m_cameras(str(path))
+  assert "\n" not in str(err.value) and str(path) in str(err.value)
+
+
+def test_packaged_h36m_calibrations():
+  """The 44 calibrations ship with the package: no ../shared needed."""
+  cams = camera.load_h36m_cameras()
+  assert os.path.dirname(camera.H36M_CAMERAS_JSON) == os.path.dirname(
+      camera.__file__)
+  assert sorted({s for s, _ in cams}, key=lambda s: int(s[1:])) == [
+      f"S{i}" for i in range(1, 12)]
+  sizes = {"54138969": (1000, 1002), "55011271": (1000, 1000),
+           "58860488": (1000, 1000), "60457274": (1000, 1002)}
+  assert {c for _, c in cams} == set(sizes) and len(cams) == 44
+  # Published numbers (also in VideoPose3D's h36m_dataset.py).
+  cam = cams[("S1", "54138969")]
+  np.testing.assert_allclose(cam.f, [1145.049405, 1143.781096])
+  np.testing.assert_allclose(cam.c, [512.541505, 515.451487])
+  np.testing.assert_allclose(cam.k, [-0.2070989108, 0.2477751831,
+                                     -0.0030751504])
+  for (_, cam_id), cam in cams.items():
+    assert (cam.width, cam.height) == sizes[cam_id]
+    np.testing.assert_allclose(cam.R_world_to_cam @ cam.R_world_to_cam.T,
+                               np.eye(3), atol=1e-6)
+    assert np.linalg.det(cam.R_world_to_cam) == pytest.approx(1.0, abs=1e-6)
 
 
 def test_real_h36m_calibrations(shared_data):
   cams = camera.load_h36m_cameras(
       str(shared_data / "cameras" / "h36m_cameras.json"))
   assert len(cams) == 44
+  # The packaged copy holds the same numbers.
+  packaged = camera.load_h36m_cameras()
+  assert set(packaged) == set(cams)
+  for key, cam in cams.items():
+    for field in ("R_world_to_cam", "center_world_mm", "f", "c", "k", "p"):
+      np.testing.assert_array_equal(getattr(packaged[key], field),
+                                    getattr(cam, field))
   cam = cams[("S1", "54138969")]
   np.testing.assert_allclose(cam.f, [1145.049405, 1143.781096])
   assert (cam.width, cam.height) == (1000, 1002)

@@ -124,7 +124,8 @@ def test_centered_windows_edge_padding(tmp_path):
   np.testing.assert_array_equal(ip.centered_frames([4, 6], 5, valid), want)
   arrays = _write(tmp_path / "h.npz", [4, 6], valid=valid)
   c = _config(tmp_path / "h.npz", t=5, batch=4, name="mpi_inf_3dhp")
-  ds, num_batches = ip.eval_batches(c, process_index=0, process_count=1)
+  ds, num_batches = ip.eval_batches(c, mode="centered", process_index=0,
+                                    process_count=1)
   batches = list(ds)
   assert num_batches == len(batches) == 2
   mask = np.concatenate([b["mask"] for b in batches])

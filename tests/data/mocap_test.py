@@ -9,7 +9,9 @@ import sys
 import numpy as np
 import pytest
 
+from opformer_jax import errors
 from opformer_jax.data import camera
+from opformer_jax.data import convert_util
 from opformer_jax.data import dataset
 from opformer_jax.data import mocap
 
@@ -123,7 +125,10 @@ def test_real_mocap_through_real_calibrations(shared_data):
            ("cmu_gait.npz", "cmu_actions.npz", "cmu_subject131.npz")]
   json_path = str(shared_data / "cameras" / "h36m_cameras.json")
   items = mocap.read_inputs(files)
-  splits = mocap.convert_sequences(items, "h36m", json_path, fps=50.0)
+  gaps = convert_util.Gaps()
+  # Default calibrations: the copy shipped with the package.
+  splits = mocap.convert_sequences(items, "h36m", fps=50.0, gaps=gaps)
+  assert not gaps.counts                       # nothing left out
   cams = camera.load_h36m_cameras(json_path)
   source_frames = sum(int((len(kp3d) - 1) * 50 / 120) + 1
                       for _, _, kp3d, _, _ in items)
@@ -155,12 +160,15 @@ def _walk_npz(path, frames=360, fps=120.0):
   return seq
 
 
-def test_random_cameras_fit_the_motion(tmp_path):
+def test_random_cameras_fit_the_motion(tmp_path, caplog):
   _walk_npz(tmp_path / "mine.npz")
-  paths = mocap.convert([str(tmp_path / "mine.npz")], str(tmp_path / "out"),
-                        cameras="random", noise_px=0.0, val_subjects=[],
-                        seed=3)
+  with caplog.at_level("WARNING"):
+    paths = mocap.convert([str(tmp_path / "mine.npz")], str(tmp_path / "out"),
+                          cameras="random", noise_px=0.0, val_subjects=[],
+                          seed=3)
+  # No validation split asked for: train.npz only, and said so.
   assert list(paths) == ["train"]
+  assert "no validation split asked for" in caplog.text
   data = dataset.load(paths["train"])
   assert data.num_seqs == 4 and data.num_frames == 4 * 150  # 360 @120 -> 150
   _check_views(data.arrays, None)
@@ -229,6 +237,96 @@ def test_validation_split_rule():
   assert not mocap.is_validation("cmu_actions", "train/jumping/jumping_1",
                                  val)
   assert mocap.is_validation("walks", "walk_02", ["walks/walk_0"])
+
+
+def _multi_npz(path, names, frames=90):
+  """A y-up joint npz of several copies of `_walk_npz`'s figure, shifted."""
+  seq = _walk_npz(path, frames=frames)
+  arrays = {name: (seq + [0, 0, 300 * i]).astype(np.float32)
+            for i, name in enumerate(names)}
+  np.savez(path, **arrays, __meta__=json.dumps({"fps": 120.0,
+                                                "up_axis": "y"}))
+
+
+def test_action_regex_names_the_actions(tmp_path, caplog):
+  _multi_npz(tmp_path / "mine.npz", ["walk_01", "walk_02", "jump_01",
+                                     "Stretching"])
+  with caplog.at_level("WARNING"):
+    paths = mocap.convert([str(tmp_path / "mine.npz")], str(tmp_path / "out"),
+                          cameras="random", val_subjects=["mine/walk_02"],
+                          action_regex=r"/(?P<action>[a-z]+)_\d+$")
+  train, test = dataset.load(paths["train"]), dataset.load(paths["test"])
+  actions = {str(n).split("/")[1]: str(a)
+             for n, a in zip(train.seq_name, train.seq_action)}
+  assert actions == {"walk_01": "walk", "jump_01": "jump",
+                     "Stretching": "mine"}   # no match: the file stem
+  assert set(test.seq_action.tolist()) == {"walk"}
+  assert "--action_regex matched 3 of 4 sequence names (not e.g. " \
+         "mine/Stretching)" in caplog.text
+  # Without a regex the action is the file stem (names have no folder).
+  items = mocap.read_inputs([str(tmp_path / "mine.npz")])
+  plain = mocap.convert_sequences(items, "random", val_subjects=[])
+  assert set(plain["train"]["seq_action"].tolist()) == {"mine"}
+  for bad, message in (("[a-z", "is not a regular expression"),
+                       ("(?P<verb>[a-z]+)", "has no group named 'action'")):
+    with pytest.raises(errors.UserError, match=message):
+      mocap.convert([str(tmp_path / "mine.npz")], str(tmp_path / "x"),
+                    action_regex=bad)
+
+
+def test_empty_split_and_gaps(tmp_path):
+  _multi_npz(tmp_path / "mine.npz", ["walk_01", "walk_02"])
+  # The default validation split (CMU subjects 16, 35, ...) selects none of
+  # these names: an error, not a silently missing test.npz.
+  with pytest.raises(dataset.DataError,
+                     match=r"mine\.npz: split 'test' came out empty \(no "
+                     r"sequence of --val_subjects=16,35,cmu_actions/test/ "
+                     r"\(a number N: CMU subject N"):
+    mocap.convert([str(tmp_path / "mine.npz")], str(tmp_path / "out"))
+  assert not os.path.exists(tmp_path / "out")
+  # A sequence shorter than min_frames and one never in view (a 170 m
+  # giant) are left out, one warning each (four cameras for the giant).
+  seq = _walk_npz(tmp_path / "w.npz", frames=90)
+  items = [("mine", "walk", seq, 120.0, "y"),
+           ("mine", "short", seq[:40], 120.0, "y"),
+           ("mine", "giant", seq * 100, 120.0, "y")]
+  gaps = convert_util.Gaps()
+  splits = mocap.convert_sequences(items, "h36m", val_subjects=[],
+                                   gaps=gaps)
+  names = {n.split("/")[1] for n in splits["train"]["seq_name"]}
+  assert names == {"walk"}
+  assert gaps.counts == {"sequence shorter than min_frames": 1,
+                         "camera view without min_frames frames in view": 4}
+  assert gaps.warnings[0] == ("mine/short: 17 frames at 50 fps; left out")
+  with pytest.raises(dataset.DataError, match=r"mine/short: 17 frames at 50 "
+                     r"fps; expected at least --min_frames=27 \(--strict"):
+    mocap.convert_sequences(items, "h36m", val_subjects=[],
+                            gaps=convert_util.Gaps(strict=True))
+
+
+def _run_tool(tool, *args):
+  run = subprocess.run([sys.executable, os.path.join(REPO, "tools",
+                                                     f"{tool}.py"), *args],
+                       capture_output=True, text=True, check=False, cwd=REPO)
+  return run
+
+
+def test_prepare_mocap_tool_errors_are_one_line(tmp_path):
+  _multi_npz(tmp_path / "mine.npz", ["walk_01", "walk_02"])
+  data = (tmp_path / "mine.npz").read_bytes()
+  (tmp_path / "cut.npz").write_bytes(data[:len(data) // 2])
+  out = str(tmp_path / "out")
+  for args, line in (
+      ([f"--inputs={tmp_path / 'cut.npz'}"],
+       f"error: {tmp_path / 'cut.npz'}: not a readable .npz file ("),
+      ([f"--inputs={tmp_path / 'mine.npz'}", "--action_regex=(?P<x>a)"],
+       "error: --action_regex: '(?P<x>a)' has no group named 'action'; "
+       "expected a pattern with (?P<action>...)")):
+    run = _run_tool("prepare_mocap", *args, f"--output_dir={out}")
+    assert run.returncode == 2, run.stderr
+    assert len(run.stderr.splitlines()) == 1, run.stderr
+    assert run.stderr.startswith(line) and "Traceback" not in run.stderr
+  assert not os.path.exists(out)
 
 
 @pytest.mark.parametrize("tool", ["prepare_h36m", "prepare_3dhp",

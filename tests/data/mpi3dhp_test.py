@@ -1,10 +1,18 @@
 """Tests of the MPI-INF-3DHP reader on tiny MotionAGFormer-format files."""
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
+from opformer_jax.data import convert_util
 from opformer_jax.data import dataset
 from opformer_jax.data import mpi3dhp
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
 
 
 def _poses(rng, frames):
@@ -121,3 +129,68 @@ def test_train_file_errors(tmp_path):
   np.savez_compressed(path, other=np.zeros(3))
   with pytest.raises(dataset.DataError, match="key 'data' is missing"):
     mpi3dhp.read_train(str(path))
+
+
+def _arrays_by_name(arrays):
+  off = arrays["seq_offsets"]
+  return {str(n): {k: arrays[k][off[s]:off[s + 1]].tobytes()
+                   for k in ("kp2d", "conf", "kp3d", "valid") if k in arrays}
+          for s, n in enumerate(arrays["seq_name"])}
+
+
+def test_sequences_without_2d_or_3d_are_left_out(tmp_path):
+  rng = np.random.default_rng(4)
+  train = _write_train(tmp_path / "train.npz", rng)
+  test = _write_test(tmp_path / "test.npz", rng)
+  full_train = _arrays_by_name(mpi3dhp.read_train(str(tmp_path /
+                                                      "train.npz")))
+  full_test = _arrays_by_name(mpi3dhp.read_test(str(tmp_path / "test.npz")))
+  del train["S3 Seq2"][0]["8"]["data_3d"]
+  test["TS5"]["data_2d"] = np.zeros((0, 17, 2), np.float32)
+  np.savez_compressed(tmp_path / "train.npz", data=train)
+  np.savez_compressed(tmp_path / "test.npz", data=test)
+  gaps = convert_util.Gaps()
+  paths = mpi3dhp.convert(str(tmp_path / "out"), str(tmp_path / "train.npz"),
+                          str(tmp_path / "test.npz"), gaps=gaps)
+  got_train = _arrays_by_name(dataset.load(paths["train"]).arrays)
+  got_test = _arrays_by_name(dataset.load(paths["test"]).arrays)
+  assert set(full_train) - set(got_train) == {"S3 Seq2 cam8"}
+  assert set(got_test) == {"TS1"}
+  for got, full in ((got_train, full_train), (got_test, full_test)):
+    for name, fields in got.items():
+      assert fields == full[name], name
+  assert gaps.counts == {mpi3dhp.NO_POSES: 2}
+  assert gaps.warnings[0] == (f"{tmp_path / 'train.npz'}: key ['data']"
+                              "['S3 Seq2'][0]['8']['data_3d'] is missing or "
+                              "empty; left out")
+  with pytest.raises(dataset.DataError, match=r"\['data'\]\['TS5'\]"
+                     r"\['data_2d'\] is missing or empty; expected 'data_2d' "
+                     r"and 'data_3d' for every sequence \(--strict"):
+    mpi3dhp.read_test(str(tmp_path / "test.npz"),
+                      gaps=convert_util.Gaps(strict=True))
+  # Every sequence left out: the split came out empty, an error.
+  test.pop("TS1")
+  np.savez_compressed(tmp_path / "test.npz", data=test)
+  with pytest.raises(dataset.DataError, match=r"test\.npz: split 'test' came "
+                     r"out empty \(no sequence with 2D and 3D\)"):
+    mpi3dhp.read_test(str(tmp_path / "test.npz"))
+
+
+def test_prepare_3dhp_tool_errors_are_one_line(tmp_path):
+  _write_train(tmp_path / "t.npz", np.random.default_rng(5))
+  data = (tmp_path / "t.npz").read_bytes()
+  (tmp_path / "t.npz").write_bytes(data[:len(data) // 2])
+  out = tmp_path / "out"
+  for args, line in (
+      ([f"--train={tmp_path / 't.npz'}"],
+       f"error: {tmp_path / 't.npz'}: not a readable .npz file ("),
+      ([], "error: --train, --test: neither given; expected "
+       "data_train_3dhp.npz and/or data_test_3dhp.npz")):
+    run = subprocess.run([sys.executable, os.path.join(REPO, "tools",
+                                                       "prepare_3dhp.py"),
+                          *args, f"--output_dir={out}"], cwd=REPO,
+                         capture_output=True, text=True, check=False)
+    assert run.returncode == 2, run.stderr
+    assert len(run.stderr.splitlines()) == 1, run.stderr
+    assert run.stderr.startswith(line) and "Traceback" not in run.stderr
+  assert not out.exists()

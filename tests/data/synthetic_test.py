@@ -75,7 +75,7 @@ def test_labels_consistent_with_2d():
       assert (proj[..., 1] < h).all()
       # Feet on the floor (world z = 0, ankles at ANKLE_HEIGHT_MM) except in
       # jumps.
-      world = camera.camera_to_world(kp3d, cam)
+      world = kp3d @ cam.R_world_to_cam + cam.center_world_mm
       lowest = world[:, (3, 6), 2].min(1)
       assert lowest.min() == pytest.approx(synthetic.ANKLE_HEIGHT_MM, abs=0.1)
       if arrays["seq_action"][s] != "JumpingJacks":
