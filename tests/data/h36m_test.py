@@ -4,16 +4,27 @@ written here in the exact source formats."""
 import json
 import os
 import pickle
+import shutil
+import subprocess
+import sys
 
 import h5py
 import numpy as np
 import pytest
 
+from opformer_jax import skeleton
 from opformer_jax.data import camera
+from opformer_jax.data import convert_util
 from opformer_jax.data import dataset
 from opformer_jax.data import h36m
-from opformer_jax import skeleton
 from opformer_jax.data import synthetic
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+# PROTOCOL.md §3.4: the S9 takes the evaluation skips (Greeting 2,
+# SittingDown 2, Waiting 1), written out here independently of the code.
+SKIPPED = ("s_09_act_05_subact_02", "s_09_act_10_subact_02",
+           "s_09_act_13_subact_01")
 
 # Human3.6M's own S9 file names (as VideoPose3D / 3d-pose-baseline keep them).
 S9_NAMES = ("Directions 1", "Directions", "Discussion 1", "Discussion 2",
@@ -48,11 +59,14 @@ def test_subaction_rule_reproduces_skip_list():
   # S5's "Discussion 2" / "Discussion 3" are its two takes, 1 and 2.
   assert h36m.subaction_numbers(["Discussion 2", "Discussion 3"]) == {
       "Discussion 2": 1, "Discussion 3": 2}
-  skipped = {name for name in S9_NAMES if h36m.is_skipped(h36m.source_id(
-      "S9", name, subacts[name], "58860488"))}
+  skipped = {name for name in S9_NAMES if h36m.source_id(
+      "S9", name, subacts[name], "58860488")[:-6] in SKIPPED}
   assert skipped == {"Greeting", "SittingDown", "Waiting 1"}
   with pytest.raises(ValueError, match="ambiguous"):
     h36m.subaction_numbers(["Eating", "eating"])
+  # Human3.6M has two takes of every action: a lone "X 2" (its sibling "X 1"
+  # missing from a mirror) keeps number 2.
+  assert h36m.subaction_numbers(["Discussion 2"]) == {"Discussion 2": 2}
 
 
 def test_source_ids():
@@ -60,9 +74,8 @@ def test_source_ids():
   assert name == "s_11_act_15_subact_01_ca_04"
   assert h36m.parse_source(name) == {"subject": "S11", "action": "WalkDog",
                                      "subaction": 1, "camera_id": "60457274"}
-  assert h36m.is_skipped("s_09_act_13_subact_01_ca_02")
-  assert not h36m.is_skipped("s_09_act_13_subact_02_ca_02")
-  assert not h36m.is_skipped("s_11_act_05_subact_02_ca_01")
+  assert h36m.source_id("S9", "Waiting", 1, "55011271") == (
+      "s_09_act_13_subact_01_ca_02")
   with pytest.raises(ValueError):
     h36m.parse_source("s_09_act_17_subact_01_ca_01")
 
@@ -71,7 +84,7 @@ def test_source_ids():
 # Fixtures.
 # ---------------------------------------------------------------------------
 
-SUBJECTS = ("S1", "S9", "S11")
+SUBJECTS = ("S1", "S9", "S11", "S5")
 
 
 def _calibrations():
@@ -190,7 +203,7 @@ def test_motionbert_pickle(tmp_path):
                                 src["test"]["confidence"][..., 0])
   np.testing.assert_array_equal(test["factor"], src["test"]["2.5d_factor"])
   assert test["seq_action"].tolist() == ["Greeting", "WalkTogether"]
-  assert h36m.is_skipped(test["seq_name"][0])
+  assert test["seq_name"][0][:-6] in SKIPPED
   paths = h36m.convert("motionbert_pkl", str(path), str(tmp_path / "out"))
   data = dataset.load(paths["test"])
   assert data.layout == "h36m17" and data.input_2d == "detected"
@@ -295,7 +308,7 @@ def test_videopose3d(tmp_path):
   assert len(names) == 4 * 3
   # S9 "Greeting" beside "Greeting 1" is sub-action 2: skipped.
   s = names.index("s_09_act_05_subact_02_ca_03")
-  assert h36m.is_skipped(names[s])
+  assert names[s][:-6] in SKIPPED
   frames = slice(test["seq_offsets"][s], test["seq_offsets"][s + 1])
   cam = cams[("S9", "58860488")]
   kp3d = _kp3d(world[("S9", "Greeting")], cam)
@@ -340,8 +353,6 @@ def _rewrite_2d(tmp_path, name, fn):
 
 
 @pytest.mark.parametrize("fn, message", [
-    (lambda p: p["S9"].pop("Greeting"),
-     r"key positions_2d\['S9'\]\['Greeting'\] is missing"),
     (lambda p: p["S1"]["Walking"].__setitem__(1, np.zeros((15, 16, 2))),
      r"positions_2d\['S1'\]\['Walking'\]\[1\]: has shape \(15, 16, 2\), "
      r"expected \(F, 17, 2\)"),
@@ -399,12 +410,13 @@ MARTINEZ = {"S1": {"Directions 1": "Directions_1", "Directions": "Directions",
             "S9": {"WalkDog 1": "WalkingDog 1"}}
 
 
-def _write_martinez(root, cams, frames=10):
-  """Writes the h36m/ folder; returns {(subject, 3D name, cam): (world mm
-  (F, 17, 3), H36M-ordered 2D (F, 17, 2) placed into the SH file)}."""
+def _write_martinez(root, cams, frames=10, takes=None):
+  """Writes the h36m/ folder of `takes` (default MARTINEZ); returns
+  {(subject, 3D name, cam): (world mm (F, 17, 3), H36M-ordered 2D (F, 17, 2)
+  placed into the SH file)}."""
   truth = {}
   seed = 0
-  for subject, names in MARTINEZ.items():
+  for subject, names in (takes or MARTINEZ).items():
     os.makedirs(root / subject / "MyPoses" / "3D_positions")
     os.makedirs(root / subject / "StackedHourglass")
     for name3d, name_sh in names.items():
@@ -416,7 +428,7 @@ def _write_martinez(root, cams, frames=10):
       for cam_id in h36m.CAMERA_IDS:
         kp2d = np.random.default_rng(seed).uniform(0, 1000, (frames, 17, 2))
         sh = np.zeros((frames, 16, 2))
-        for j, joint in enumerate(h36m.H36M_JOINT_NAMES):
+        for j, joint in enumerate(skeleton.H36M_JOINT_NAMES):
           if joint in h36m.SH_JOINTS:
             sh[:, h36m.SH_JOINTS.index(joint)] = kp2d[:, j]
         with h5py.File(root / subject / "StackedHourglass" /
@@ -501,10 +513,237 @@ def test_martinez_gt_mode_and_missing_detections(tmp_path):
       camera.project(_kp3d(w17, cam), cam.f, cam.c, cam.k, cam.p), atol=1e-2)
   os.remove(tmp_path / "h36m" / "S9" / "StackedHourglass" /
             "WalkingDog 1.60457274.h5")
+  gaps = convert_util.Gaps()
+  test = h36m.read_martinez(str(tmp_path / "h36m"), gaps=gaps)["test"]
+  assert test["seq_name"].tolist() == [
+      f"s_09_act_15_subact_01_ca_0{i}" for i in (1, 2, 3)]
+  assert gaps.counts == {h36m.NO_2D_VIEW: 1}
   with pytest.raises(dataset.DataError,
                      match=r"S9/StackedHourglass/WalkDog 1\.60457274\.h5: "
-                     "missing"):
-    h36m.read_martinez(str(tmp_path / "h36m"))
+                     r"missing \(no detections of S9 'WalkDog 1' camera "
+                     r"60457274 .*\); expected detections for every camera "
+                     r"of every take \(--strict"):
+    h36m.read_martinez(str(tmp_path / "h36m"),
+                       gaps=convert_util.Gaps(strict=True))
+  # No detections of any camera of a take: one gap for the take.
+  for cam_id in h36m.CAMERA_IDS[:3]:
+    os.remove(tmp_path / "h36m" / "S9" / "StackedHourglass" /
+              f"WalkingDog 1.{cam_id}.h5")
+  gaps = convert_util.Gaps()
+  assert "test" not in h36m.read_martinez(str(tmp_path / "h36m"), gaps=gaps)
+  assert gaps.counts == {h36m.NO_2D_TAKE: 1}
+  assert "S9 'WalkDog 1'" in gaps.warnings[0]
+
+
+# The public release's gaps (issue 11): no detections of S11 "Directions"
+# camera 54138969 (damaged video), and a mirror without S5's "Discussion 2"
+# 3D file. S5 names its takes "Discussion 2" / "Discussion 3" (sub-actions
+# 1 and 2); S11 has "Directions 1" and "Directions" (sub-actions 1 and 2).
+RELEASE = {"S5": {"Discussion 2": "Discussion 2",
+                  "Discussion 3": "Discussion 3", "Photo": "TakingPhoto"},
+           "S11": {"Directions 1": "Directions 1",
+                   "Directions": "Directions"}}
+S11_GAP = os.path.join("S11", "StackedHourglass", "Directions.54138969.h5")
+S5_GAP = os.path.join("S5", "MyPoses", "3D_positions", "Discussion 2.h5")
+
+
+def _release_folders(tmp_path, remove=(S11_GAP, S5_GAP)):
+  """A complete h36m/ folder and a copy with the release's gaps."""
+  _write_martinez(tmp_path / "complete", _calibrations(), takes=RELEASE)
+  shutil.copytree(tmp_path / "complete", tmp_path / "release")
+  for path in remove:
+    os.remove(tmp_path / "release" / path)
+  return str(tmp_path / "complete"), str(tmp_path / "release")
+
+
+def _per_sequence(arrays) -> dict:
+  """{sequence name: {field: bytes}} of a split's arrays."""
+  out = {}
+  off = arrays["seq_offsets"]
+  for s, name in enumerate(arrays["seq_name"].tolist()):
+    frames = slice(off[s], off[s + 1])
+    out[name] = {k: np.ascontiguousarray(arrays[k][frames]).tobytes()
+                 for k in ("kp2d", "conf", "kp3d", "kp3d_image", "factor")
+                 if k in arrays}
+    out[name].update({k: np.asarray(arrays[k][s]).tobytes() for k in (
+        "seq_subject", "seq_action", "seq_camera", "seq_image_size",
+        "seq_fps")})
+  return out
+
+
+def _assert_same_sequences(full, gapped, missing):
+  """`gapped` holds exactly `full`'s sequences less `missing`, each one
+  byte-identical to the complete conversion's."""
+  full, gapped = _per_sequence(full), _per_sequence(gapped)
+  assert set(full) - set(gapped) == set(missing)
+  assert set(gapped) <= set(full)
+  for name, fields in gapped.items():
+    assert fields == full[name], name
+
+
+@pytest.mark.parametrize("input_2d", ["detected", "gt"])
+def test_martinez_release_gaps(tmp_path, input_2d):
+  complete, release = _release_folders(tmp_path)
+  full = h36m.read_martinez(complete, input_2d=input_2d)
+  gaps = convert_util.Gaps()
+  got = h36m.read_martinez(release, input_2d=input_2d, gaps=gaps)
+  discussion_1 = {f"s_05_act_03_subact_01_ca_0{i}" for i in range(1, 5)}
+  _assert_same_sequences(full["train"], got["train"], discussion_1)
+  # "Discussion 3" stays sub-action 2 without its sibling's 3D file.
+  assert "s_05_act_03_subact_02_ca_01" in got["train"]["seq_name"]
+  if input_2d == "detected":
+    _assert_same_sequences(full["test"], got["test"],
+                           {"s_11_act_02_subact_02_ca_01"})
+    assert gaps.counts == {h36m.NO_2D_VIEW: 1, h36m.NO_3D_TAKE: 1}
+    assert gaps.summary() == ("left out: 1 x camera view without 2D "
+                              "detections, 1 x take without 3D")
+  else:   # The GT projection needs no detections.
+    _assert_same_sequences(full["test"], got["test"], set())
+    assert gaps.counts == {h36m.NO_3D_TAKE: 1}
+  # One warning per gap, naming the file.
+  assert len(gaps.warnings) == sum(gaps.counts.values())
+  assert (os.path.join(release, S5_GAP) + ": missing (StackedHourglass/ has "
+          "detections of S5 'Discussion 2'); left out") in gaps.warnings
+  if input_2d == "detected":
+    assert gaps.warnings[-1].startswith(os.path.join(release, S11_GAP))
+
+
+def test_martinez_strict_and_empty_split(tmp_path):
+  _, release = _release_folders(tmp_path, remove=(S11_GAP,))
+  with pytest.raises(dataset.DataError) as err:
+    h36m.convert("martinez", release, str(tmp_path / "out"),
+                 gaps=convert_util.Gaps(strict=True))
+  assert str(err.value).startswith(os.path.join(release, S11_GAP) +
+                                   ": missing (no detections of S11 "
+                                   "'Directions' camera 54138969")
+  assert "\n" not in str(err.value)
+  assert not os.path.exists(tmp_path / "out")
+  # Without S11 the test split comes out empty: an error, no file written.
+  shutil.rmtree(os.path.join(release, "S11"))
+  with pytest.raises(dataset.DataError,
+                     match=r"split 'test' came out empty \(no sequence of the "
+                     r"test subjects S9, S11\); expected sequences in every "
+                     r"split \(train, test\)"):
+    h36m.convert("martinez", release, str(tmp_path / "out"))
+  assert not os.path.exists(tmp_path / "out")
+
+
+def _truncate(path):
+  data = open(path, "rb").read()
+  with open(path, "wb") as f:
+    f.write(data[:len(data) // 2])
+  return str(path)
+
+
+@pytest.mark.parametrize("damaged", [
+    "pkl", "data_3d_h36m.npz", "data_2d_h36m_cpn.npz", "sh_h5", "3d_h5",
+    "cameras.h5"])
+def test_damaged_files_are_one_line_errors(tmp_path, damaged):
+  cams = _calibrations()
+  if damaged == "pkl":
+    _write_motionbert(tmp_path / "mb.pkl")
+    path = _truncate(tmp_path / "mb.pkl")
+    read = lambda: h36m.read_motionbert_pkl(path)  # noqa: E731
+  elif damaged.endswith(".npz"):
+    _write_videopose3d(tmp_path, cams)
+    path = _truncate(tmp_path / damaged)
+    read = lambda: h36m.read_videopose3d(  # noqa: E731
+        str(tmp_path / "data_3d_h36m.npz"),
+        str(tmp_path / "data_2d_h36m_cpn.npz"), str(tmp_path / "cams.json"))
+  else:
+    _write_martinez(tmp_path / "h36m", cams)
+    path = _truncate(tmp_path / "h36m" / {
+        "sh_h5": "S1/StackedHourglass/TakingPhoto.55011271.h5",
+        "3d_h5": "S9/MyPoses/3D_positions/WalkDog 1.h5",
+        "cameras.h5": "cameras.h5"}[damaged])
+    read = lambda: h36m.read_martinez(str(tmp_path / "h36m"))  # noqa: E731
+  with pytest.raises(dataset.DataError, match="not a readable") as err:
+    read()
+  assert str(err.value).startswith(path + ": not a readable")
+  assert "\n" not in str(err.value) and "; expected " in str(err.value)
+
+
+def test_videopose3d_default_cameras_are_the_packaged_ones(tmp_path):
+  world, _ = _write_videopose3d(tmp_path, _calibrations())
+  out = h36m.read_videopose3d(str(tmp_path / "data_3d_h36m.npz"))["train"]
+  cam = camera.load_h36m_cameras()[("S1", "58860488")]
+  s = out["seq_name"].tolist().index("s_01_act_14_subact_02_ca_03")
+  frames = slice(out["seq_offsets"][s], out["seq_offsets"][s + 1])
+  kp3d = _kp3d(world[("S1", "Walking")], cam)
+  np.testing.assert_allclose(out["kp3d"][frames], kp3d, atol=0.5)
+  np.testing.assert_allclose(
+      out["kp2d"][frames], camera.project(kp3d, cam.f, cam.c, cam.k, cam.p),
+      atol=0.05)
+
+
+def _rewrite_3d(tmp_path, fn):
+  path = tmp_path / "data_3d_h36m.npz"
+  with np.load(path, allow_pickle=True) as z:
+    pos3d = z["positions_3d"].item()
+  fn(pos3d)
+  np.savez_compressed(path, positions_3d=pos3d)
+
+
+def test_videopose3d_gaps(tmp_path):
+  cams = _calibrations()
+  _write_videopose3d(tmp_path, cams)
+  args = (str(tmp_path / "data_3d_h36m.npz"),
+          str(tmp_path / "data_2d_h36m_cpn.npz"), str(tmp_path / "cams.json"))
+  strict = convert_util.Gaps(strict=True)
+  full = h36m.read_videopose3d(*args, gaps=strict)
+  # S11 "Directions" is dropped by convention, even when strict.
+  assert strict.counts == {"take with a corrupt video (S11 'Directions')": 1}
+  # A 3D take missing ("Walking 1"; its sibling "Walking" stays sub-action
+  # 2), a 2D take missing, an empty camera view.
+  _rewrite_3d(tmp_path, lambda p: p["S1"].pop("Walking 1"))
+  _rewrite_2d(tmp_path, "cpn", lambda p: p["S9"].pop("Greeting"))
+  _rewrite_2d(tmp_path, "cpn", lambda p: p["S11"]["Directions 1"].__setitem__(
+      2, np.zeros((0, 17, 2), np.float32)))
+  gaps = convert_util.Gaps()
+  got = h36m.read_videopose3d(*args, gaps=gaps)
+  _assert_same_sequences(full["train"], got["train"], {
+      f"s_01_act_14_subact_01_ca_0{i}" for i in range(1, 5)})
+  _assert_same_sequences(full["test"], got["test"], {
+      f"s_09_act_05_subact_02_ca_0{i}" for i in range(1, 5)} | {
+          "s_11_act_02_subact_01_ca_03"})
+  assert gaps.counts == {h36m.NO_3D_TAKE: 1, h36m.NO_2D_TAKE: 1,
+                         h36m.NO_2D_VIEW: 1, "take with a corrupt video (S11 "
+                         "'Directions')": 1}
+  assert any("positions_2d['S9']['Greeting'] is missing (the 3D file has "
+             "it); left out" in w for w in gaps.warnings)
+  with pytest.raises(dataset.DataError,
+                     match=r"data_3d_h36m\.npz: key positions_3d\['S1'\]"
+                     r"\['Walking 1'\] is missing \(the 2D file has it\); "
+                     r"expected 3D for every take \(--strict"):
+    h36m.read_videopose3d(*args, gaps=convert_util.Gaps(strict=True))
+
+
+def _run_tool(*args):
+  return subprocess.run([sys.executable, os.path.join(REPO, "tools",
+                                                      "prepare_h36m.py"),
+                         *args], capture_output=True, text=True, check=False,
+                        cwd=REPO)
+
+
+def test_prepare_h36m_tool_gaps_summary_and_errors(tmp_path):
+  _, release = _release_folders(tmp_path)
+  out = str(tmp_path / "out")
+  run = _run_tool("--layout=martinez", f"--input={release}",
+                  f"--output_dir={out}")
+  assert run.returncode == 0, run.stderr
+  assert ("converted: train 8, test 7 sequences; left out: 1 x camera view "
+          "without 2D detections, 1 x take without 3D") in run.stdout
+  assert os.path.join(release, S11_GAP) + ": missing" in run.stderr
+  assert sorted(os.listdir(out)) == ["test.npz", "train.npz"]
+  # --strict: the first gap is an error; one line, exit status 2.
+  run = _run_tool("--layout=martinez", f"--input={release}",
+                  f"--output_dir={out}", "--strict")
+  assert run.returncode == 2
+  assert run.stderr.splitlines() == [
+      f"error: {os.path.join(release, S5_GAP)}: missing (StackedHourglass/ "
+      "has detections of S5 'Discussion 2'); expected a 3D file for every "
+      "take (--strict makes every gap an error)"]
+  assert "Traceback" not in run.stderr
 
 
 def test_martinez_bad_3d_shape(tmp_path):
