@@ -110,7 +110,6 @@ import errno
 import json
 import os
 import re
-import warnings
 import zipfile
 import zlib
 
@@ -286,11 +285,11 @@ def fill_missing(kp2d, conf, where: str = "keypoints"):
   finite_conf = np.isfinite(conf)
   out_of_range = finite_conf & ((conf < 0) | (conf > 1))
   if out_of_range.any():
-    warnings.warn(
-        f"{where}: {int(out_of_range.sum())} confidences outside [0, 1] "
-        f"(range {conf[finite_conf].min():.3g}..{conf[finite_conf].max():.3g})"
-        ": scores above 1 were clipped to 1, scores below 0 count as missed "
-        "joints.", stacklevel=2)
+    logging.warning(
+        "%s: %d confidences outside [0, 1] (range %.3g..%.3g): scores above "
+        "1 were clipped to 1, scores below 0 count as missed joints.", where,
+        int(out_of_range.sum()), conf[finite_conf].min(),
+        conf[finite_conf].max())
   conf = np.where(finite_conf, np.clip(conf, 0.0, 1.0), 0.0)
   valid = (np.isfinite(kp2d).all(-1) & ~(kp2d == 0).all(-1) & (conf > 0))
   if not valid.any():
@@ -309,9 +308,9 @@ def fill_missing(kp2d, conf, where: str = "keypoints"):
     for c in range(2):
       kp2d[~ok, j, c] = np.interp(frames[~ok], frames[ok], kp2d[ok, j, c])
   if never:
-    warnings.warn(f"{where}: joints {never} are never detected; they are "
-                  "placed at the centroid of the other joints with "
-                  "confidence 0.", stacklevel=2)
+    logging.warning("%s: joints %s are never detected; they are placed at "
+                    "the centroid of the other joints with confidence 0.",
+                    where, never)
     # After the loop every other joint is finite in every frame.
     others = [j for j in range(num_joints) if j not in never]
     kp2d[:, never] = kp2d[:, others].mean(1, keepdims=True)

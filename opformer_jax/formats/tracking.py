@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 
 from absl import logging
 import numpy as np
@@ -58,19 +59,19 @@ class Detection:
   score: np.ndarray
   track_id: int | None = None
 
-  @property
+  @functools.cached_property
   def valid(self) -> np.ndarray:
-    """(K,) bool: joints that were detected."""
+    """(K,) bool: joints that were detected (NaN scores are not > 0)."""
     return (np.isfinite(self.kp).all(-1) & ~(self.kp == 0).all(-1) &
-            (np.nan_to_num(self.score) > 0))
+            (self.score > 0))
 
-  @property
+  @functools.cached_property
   def root(self) -> np.ndarray:
     """(2,) centroid of the valid joints (NaN when there is none)."""
     valid = self.valid
     return self.kp[valid].mean(0) if valid.any() else np.full(2, np.nan)
 
-  @property
+  @functools.cached_property
   def size(self) -> float:
     """Diagonal of the box around the valid joints, px (>= 1)."""
     pts = self.kp[self.valid]
@@ -78,11 +79,11 @@ class Detection:
       return 1.0
     return max(float(np.linalg.norm(pts.max(0) - pts.min(0))), 1.0)
 
-  @property
+  @functools.cached_property
   def confidence(self) -> float:
     """Mean over all K joints of the clipped score, 0 for missed joints."""
-    score = np.clip(np.nan_to_num(self.score), 0.0, 1.0)
-    return float(np.where(self.valid, score, 0.0).mean())
+    return float(np.where(self.valid, np.clip(self.score, 0.0, 1.0),
+                          0.0).mean())
 
 
 Track = list  # list[Detection], one per frame, in frame order.
@@ -151,17 +152,26 @@ class _Open:
     self.dets.append(det)
 
 
-def _cost(track: _Open, det: Detection) -> float:
-  """Mean joint distance to the track's prediction / the track's size."""
-  last = track.last
-  pred = last.kp + track.velocity * (det.frame - last.frame)
-  both = last.valid & det.valid
-  if both.any():
-    dist = np.linalg.norm(pred[both] - det.kp[both], axis=-1).mean()
-  else:  # No joint seen in both: compare the roots.
-    dist = np.linalg.norm(last.root + track.velocity *
-                          (det.frame - last.frame) - det.root)
-  return float(dist) / last.size
+def _costs(live, frame: int, dets) -> np.ndarray:
+  """(tracks, detections) mean joint distance to each track's prediction,
+  in units of the track's body size (module docstring)."""
+  gap = np.array([frame - t.last.frame for t in live], np.float64)
+  velocity = np.stack([t.velocity for t in live])              # (T, 2)
+  pred = (np.stack([t.last.kp for t in live]) +
+          velocity[:, None] * gap[:, None, None])              # (T, K, 2)
+  kp = np.stack([d.kp for d in dets])                          # (D, K, 2)
+  both = (np.stack([t.last.valid for t in live])[:, None] &
+          np.stack([d.valid for d in dets])[None])             # (T, D, K)
+  dist = np.linalg.norm(pred[:, None] - kp[None], axis=-1)
+  count = both.sum(-1)
+  mean = np.where(both, dist, 0.0).sum(-1) / np.maximum(count, 1)
+  # No joint seen in both: compare the roots.
+  pred_root = (np.stack([t.last.root for t in live]) +
+               velocity * gap[:, None])
+  root_dist = np.linalg.norm(pred_root[:, None] -
+                             np.stack([d.root for d in dets])[None], axis=-1)
+  size = np.array([t.last.size for t in live])
+  return np.where(count > 0, mean, root_dist) / size[:, None]
 
 
 def associate(dets, max_dist: float = 0.5, max_gap: int = 30) -> list[Track]:
@@ -183,9 +193,9 @@ def associate(dets, max_dist: float = 0.5, max_gap: int = 30) -> list[Track]:
     frame_dets = by_frame[frame]
     done += [t for t in live if frame - t.last.frame > max_gap]
     live = [t for t in live if frame - t.last.frame <= max_gap]
-    cost = np.array([[_cost(t, d) for d in frame_dets] for t in live])
     matched = set()
     if live:
+      cost = _costs(live, frame, frame_dets)
       gaps = np.array([frame - t.last.frame for t in live], np.float64)
       gate = max_dist * np.sqrt(gaps)[:, None]
       rows, cols = optimize.linear_sum_assignment(
