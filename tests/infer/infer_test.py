@@ -1,15 +1,25 @@
 """End-to-end inference on real detections and on a trained checkpoint."""
 
 import json
+import os
+import pathlib
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from opformer_jax import config_lib
+from opformer_jax import errors
+from opformer_jax.formats import bvh
 from opformer_jax.infer import lift as infer
+from opformer_jax.infer import trajectory
 from opformer_jax import model as model_lib
+from opformer_jax import pretrained
 from opformer_jax import skeleton
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 def tiny_config(layout="h36m17"):
@@ -40,19 +50,58 @@ def test_real_detections_run_end_to_end(shared_data, tmp_path):
   assert gif.n_frames == 6
 
 
-def test_mm_outputs_from_a_subject_height(tmp_path):
+def test_mm_outputs_trajectory_and_bvh(tmp_path):
   config = tiny_config()
   model = model_lib.build_model(config.model)
   rng = np.random.default_rng(0)
   kp = rng.uniform(100, 900, (40, 17, 2)).astype(np.float32)
   np.save(tmp_path / "track.npy", kp)
   opts = infer.Options(render="none", image_size=(1000, 1000),
-                       subject_height_mm=1700.0)
-  infer.infer_file(model, config, str(tmp_path / "track.npy"),
-                   str(tmp_path / "out"), opts)
+                       subject_height_mm=1800.0, focal_px=1500.0, bvh=True)
+  out = infer.infer_file(model, config, str(tmp_path / "track.npy"),
+                         str(tmp_path / "out"), opts)
   res = np.load(tmp_path / "out" / "track.npz")
-  height = infer.skeleton_height(res["pose3d_mm"], "h36m17")
-  assert height == pytest.approx(1700.0, rel=1e-4)
+  meta = json.loads(str(res["meta"]))
+  # The stature sets the scale: head-to-ankle height 0.9 x 1800 mm.
+  height = trajectory.body_height(res["pose3d_mm"], "h36m17")
+  assert height == pytest.approx(0.9 * 1800.0, rel=1e-4)
+  # The root path: on the 2D root's rays through the image centre, at the
+  # depth `trajectory` gives this pose with this focal length.
+  root = res["root_cam_mm"]
+  assert root.shape == (40, 3) and (root[:, 2] > 0).all()
+  np.testing.assert_allclose(root[:, :2] / root[:, 2:] * 1500 + 500,
+                             kp[:, 0], rtol=1e-4)
+  want = trajectory.root_trajectory(
+      res["pose3d_mm"], res["kp2d"], res["conf"], focal_px=1500.0,
+      principal_px=(500, 500), window=15)       # 0.5 s at the default 30
+  np.testing.assert_allclose(root, want, rtol=1e-4)
+  assert meta["focal_px"] == 1500.0 and meta["scale"] == "stature 1800 mm"
+  # The BVH reproduces the camera-frame joints (cm, y up, z to the camera)
+  # up to the bone-length changes of the lifted (here: untrained) pose.
+  assert sorted(out["tracks"]["track"]) == sorted(
+      str(tmp_path / "out" / f"track.{e}") for e in ("npz", "json", "bvh"))
+  parsed = bvh.parse_bvh(str(tmp_path / "out" / "track.bvh"))
+  back = bvh.bvh_positions(parsed)[:, [parsed.joints.index(n)
+                                       for n in skeleton.H36M.joints]]
+  joints = bvh.camera_to_bvh(res["pose3d_mm"] + root[:, None]) / 10
+  np.testing.assert_allclose(back[:, 0], joints[:, 0], atol=1e-4)
+  assert parsed.fps == 30.0
+
+
+def test_default_focal_and_stature(tmp_path):
+  config = tiny_config()
+  model = model_lib.build_model(config.model)
+  kp = np.random.default_rng(2).uniform(0, 640, (12, 17, 2)).astype("f4")
+  np.save(tmp_path / "t.npy", kp)
+  infer.infer_file(model, config, str(tmp_path / "t.npy"), str(tmp_path),
+                   infer.Options(render="none", image_size=(640, 480)))
+  res = np.load(tmp_path / "t.npz")
+  meta = json.loads(str(res["meta"]))
+  assert meta["focal_px"] == pytest.approx(
+      320 / np.tan(np.radians(trajectory.DEFAULT_HFOV_DEG / 2)))
+  assert meta["scale"] == "stature 1700 mm (default)"
+  assert trajectory.body_height(res["pose3d_mm"]) == pytest.approx(
+      0.9 * trajectory.DEFAULT_STATURE_MM, rel=1e-4)
 
 
 def test_mpi_model_gets_its_joint_order(tmp_path):
@@ -81,9 +130,6 @@ def test_bad_input_gets_a_clear_error(tmp_path):
 
 
 def test_cli_restores_a_trained_checkpoint(tmp_path):
-  import os
-  import subprocess
-  import sys
   import conftest
   from opformer_jax import train
   data = tmp_path / "data"
@@ -112,12 +158,74 @@ def get_config(arg=None):
   kp = np.random.default_rng(0).uniform(0, 1000, (20, 17, 3)).astype("f4")
   kp[..., 2] = 0.9
   np.save(tmp_path / "kp.npy", kp)
-  run = subprocess.run(
-      [sys.executable, "-m", "opformer_jax.infer", f"--config={cfg_file}",
-       f"--workdir={tmp_path / 'run'}", f"--input={tmp_path / 'kp.npy'}",
-       f"--output={tmp_path / 'out'}", "--image_size=1000,1000",
-       "--render=none", "--step=latest"], capture_output=True, text=True,
-      timeout=300, env=dict(os.environ, JAX_PLATFORMS="cpu"))
+  outs = []
+  # With the config file, and without: the checkpoint stores it.
+  for i, config_flag in enumerate([[f"--config={cfg_file}"], []]):
+    run = _cli(config_flag + [
+        f"--workdir={tmp_path / 'run'}", f"--input={tmp_path / 'kp.npy'}",
+        f"--output={tmp_path / f'out{i}'}", "--image_size=1000,1000",
+        "--render=none", "--step=latest"])
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert (f"Lifted 20 frames in 1 track(s) with step 2 of "
+            f"{tmp_path / 'run'}") in run.stdout
+    outs.append(np.load(tmp_path / f"out{i}" / "kp.npz")["pose3d"])
+  assert outs[0].shape == (20, 17, 3)
+  np.testing.assert_array_equal(outs[0], outs[1])
+
+
+def _cli(args):
+  return subprocess.run(
+      [sys.executable, "-m", "opformer_jax.infer"] + args,
+      capture_output=True, text=True, timeout=300,
+      env=dict(os.environ, JAX_PLATFORMS="cpu"))
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory):
+  """A tiny model saved as `pretrained.save` writes the bundled one."""
+  config = tiny_config()
+  model = model_lib.build_model(config.model, seed=1)
+  out = tmp_path_factory.mktemp("saved") / "model"
+  pretrained.save(model, config, str(out))
+  return model, config, out
+
+
+def test_default_model_is_the_bundled_one(saved_model, monkeypatch,
+                                          tmp_path):
+  model, _, out = saved_model
+  monkeypatch.setattr(pretrained, "DEFAULT_DIR", str(out))
+  loaded, config, name = infer.load_model()
+  assert name == "the bundled default model"
+  assert config.data.num_frames == 27
+  x = np.random.default_rng(0).normal(size=(1, 27, 17, 3)).astype("f4")
+  np.testing.assert_array_equal(np.asarray(loaded(x)), np.asarray(model(x)))
+  # Not installed: one line saying what is missing and what would work.
+  monkeypatch.setattr(pretrained, "DEFAULT_DIR", str(tmp_path / "none"))
+  with pytest.raises(errors.UserError, match=r"the bundled default model is "
+                     r"not installed .*; expected .*--workdir"):
+    infer.load_model()
+  with pytest.raises(errors.UserError, match="expected --workdir with it"):
+    infer.load_model(config=tiny_config())
+  with pytest.raises(errors.UserError, match="holds no checkpoints/"):
+    infer.load_model(workdir=str(tmp_path))
+
+
+def test_cli_with_a_saved_model_no_config_no_workdir(saved_model, tmp_path,
+                                                     shared_data):
+  _, _, out = saved_model
+  path = shared_data / "wild2d" / "short_clips_detectron2_coco17.npz"
+  run = _cli([f"--model={out}", f"--input={path}", f"--output={tmp_path}",
+              "--render=gif", "--render_max_frames=3", "--bvh"])
   assert run.returncode == 0, run.stderr[-3000:]
-  assert "Lifted 20 frames in 1 track(s) with step 2" in run.stdout
-  assert np.load(tmp_path / "out" / "kp.npz")["pose3d"].shape == (20, 17, 3)
+  assert f"Lifted 1925 frames in 5 track(s) with the model in {out}" in (
+      run.stdout)
+  res = np.load(tmp_path / "m1.npz")
+  assert res["root_cam_mm"].shape == (113, 3)
+  assert (res["root_cam_mm"][:, 2] > 0).all()
+  assert (tmp_path / "m1.bvh").exists() and (tmp_path / "m1.gif").exists()
+  # Flags that cannot work: one line, exit status 2.
+  run = _cli([f"--config={REPO / 'configs' / 'quickstart.py'}",
+              f"--input={path}", f"--output={tmp_path}"])
+  assert run.returncode == 2
+  assert run.stderr.strip().splitlines()[-1].startswith(
+      "error: --config describes a training run's checkpoint")
