@@ -369,11 +369,6 @@ def train_dataset(config, process_index: int | None = None,
   return it, n_clips
 
 
-def default_eval_mode(data_name: str) -> str:
-  """'centered' for MPI-INF-3DHP (names containing '3dhp'), else 'clips'."""
-  return "centered" if "3dhp" in data_name.lower() else "clips"
-
-
 class _EvalRows:
   """Row r of the padded, process-strided eval stream (see eval_batches)."""
 
@@ -402,7 +397,7 @@ class _EvalRows:
     return element
 
 
-def eval_batches(config, path: str | None = None, *, mode: str | None = None,
+def eval_batches(config, path: str | None = None, *, mode: str = "clips",
                  process_index: int | None = None,
                  process_count: int | None = None, max_clips: int = -1):
   """Ordered, unshuffled, fixed-shape evaluation batches of this process.
@@ -418,8 +413,8 @@ def eval_batches(config, path: str | None = None, *, mode: str | None = None,
     config: the experiment config (`data`, `eval.batch_size`).
     path: split file; defaults to `config.data.test_path`.
     mode: 'clips' (stride data.test_stride, tail data.test_tail; H36M) or
-      'centered' (one window per valid frame; 3DHP); default from
-      `default_eval_mode(config.data.name)`.
+      'centered' (one window per valid frame; 3DHP); the evaluation
+      protocol's `eval_mode`.
     process_index, process_count: default to jax.process_index/count().
     max_clips: > 0 evaluates only the first clips (quick validation).
 
@@ -433,7 +428,6 @@ def eval_batches(config, path: str | None = None, *, mode: str | None = None,
   path = path or d.test_path
   if path is None:
     raise ValueError("config.data.test_path is not set")
-  mode = mode or default_eval_mode(d.name)
   batch = _local_batch(config.eval.batch_size, pc, "eval.batch_size")
   source = ClipSource(path, d.num_frames, d.test_stride, tail=d.test_tail,
                       mode=mode, input_2d=d.input_2d,

@@ -17,20 +17,20 @@ Per-frame metrics (return one value per pose, mm unless stated):
 Accumulators:
 
 * `H36MEvaluator`: clip predictions -> per-frame errors averaged over the
-  clips covering each frame, S9 skip list, action- and frame-averaged means
-  (MotionBERT / MotionAGFormer `evaluate`, reference-impls.md §2.3).
+  clips covering each frame, an optional skip list of sequences (the
+  Human3.6M protocol passes its S9 list, `protocols.is_skipped`), action-
+  and frame-averaged means (MotionBERT / MotionAGFormer `evaluate`,
+  reference-impls.md §2.3).
 * `MPI3DHPEvaluator`: centre-frame predictions -> PCK@150 / AUC over the 14
   MATLAB joints, MPJPE over all 17, per sequence and pooled ("All").
 """
 
 from __future__ import annotations
 
-import re
 from typing import Callable, Sequence
 
 import numpy as np
 
-from opformer_jax.data import h36m
 from opformer_jax import skeleton
 from opformer_jax.data import dataset
 
@@ -285,15 +285,16 @@ class H36MEvaluator:
   """
 
   def __init__(self, frame_action, frame_seq_name, *,
-               skip_fn: Callable[[str], bool] | None = h36m.is_skipped,
+               skip_fn: Callable[[str], bool] | None = None,
                root: int = 0):
     """Sets up empty accumulators over a test split.
 
     Args:
       frame_action: (N,) str action label of every frame of the split.
       frame_seq_name: (N,) str sequence (video) name of every frame.
-      skip_fn: sequence name -> True when its frames are not scored;
-        default the S9 skip list in MotionBERT's naming; None = skip nothing.
+      skip_fn: sequence name -> True when its frames are not scored
+        (Human3.6M: `protocols.is_skipped`, the S9 list); None = skip
+        nothing.
       root: root joint index; both sides are made relative to it in `add`.
     """
     frame_action = np.asarray(frame_action)
