@@ -710,10 +710,10 @@ def _martinez_takes(subject_dir, gaps) -> list:
   split = subject_split(subject)
   poses_dir = os.path.join(subject_dir, "MyPoses", "3D_positions")
   files3d = sorted(glob.glob(os.path.join(poses_dir, "*.h5")))
-  if split is None or not files3d:
+  detections = _sh_files(subject_dir) if split else {}
+  if split is None or not (files3d or detections):
     return []
   names = [os.path.basename(p)[:-3] for p in files3d]
-  detections = _sh_files(subject_dir)
   sh_names = {key[:2]: name for key, (name, _) in detections.items()}
   numbers = _take_numbers(subject, [
       (poses_dir, names),
@@ -731,8 +731,7 @@ def _martinez_takes(subject_dir, gaps) -> list:
 def _martinez_take(take, cams, cam_source, input_2d, gaps) -> list:
   """The sequences of one 3D take's four cameras (missing detections of a
   camera, or of all four, are gaps)."""
-  split, subject_dir, path3d, name, subact, detections = take
-  del split
+  _, subject_dir, path3d, name, subact, detections = take
   subject = os.path.basename(subject_dir)
   flat = _read_h5(path3d, "3D_positions", (96, "F"))
   world = flat.T.reshape(-1, 32, 3)[:, skeleton.H36M32_TO_17]

@@ -618,8 +618,12 @@ def test_martinez_strict_and_empty_split(tmp_path):
                                    "'Directions' camera 54138969")
   assert "\n" not in str(err.value)
   assert not os.path.exists(tmp_path / "out")
-  # Without S11 the test split comes out empty: an error, no file written.
-  shutil.rmtree(os.path.join(release, "S11"))
+  # S11 without any 3D: its two takes are left out, the test split comes
+  # out empty: an error, no file written.
+  shutil.rmtree(os.path.join(release, "S11", "MyPoses"))
+  gaps = convert_util.Gaps()
+  assert "test" not in h36m.read_martinez(release, gaps=gaps)
+  assert gaps.counts == {h36m.NO_3D_TAKE: 2}
   with pytest.raises(dataset.DataError,
                      match=r"split 'test' came out empty \(no sequence of the "
                      r"test subjects S9, S11\); expected sequences in every "
