@@ -921,7 +921,8 @@ def _read_array(path, layout, persons):
   layout = layout or "h36m17"
   arrays = _load_npz(path)
   size = fps = None
-  if None in arrays:   # .npy
+  npy = None in arrays
+  if npy:
     arrays = {_name(path): arrays[None]}
   else:
     size = arrays.pop("image_size", None)
@@ -941,7 +942,7 @@ def _read_array(path, layout, persons):
   num_joints = len(JOINT_NAMES[layout])
   tracks = []
   for key, arr in arrays.items():
-    field = f"field {key!r}"
+    field = "the array" if npy else f"field {key!r}"
     expected = (f"(F, {num_joints}, 2) or (F, {num_joints}, 3) (x, y, conf) "
                 f"for layout {layout}")
     arr = _numeric(path, field, arr, expected)
@@ -951,5 +952,5 @@ def _read_array(path, layout, persons):
                                        expected))
     conf = arr[..., 2] if arr.shape[2] == 3 else None
     tracks.append(make_track(key, arr[..., :2], conf, layout, size, fps,
-                             where=f"{path}: {field}"))
+                             where=path if npy else f"{path}: {field}"))
   return tracks

@@ -10,11 +10,12 @@ detections of a video into person tracks, in this order of preference:
    are used when every detection has one and no frame repeats one; otherwise
    the file is associated as if it had none (logged).
 2. **Association frame to frame** (`associate`): each open track predicts its
-   keypoints at the new frame from its last detection moved by its root
-   velocity (constant velocity, root = centroid of the valid keypoints). The
+   keypoints at the new frame from its last detection moved by its velocity
+   (constant velocity: the mean step of the joints seen in both of its last
+   two detections). The
    cost of a track and a detection is the mean distance over the joints valid
-   in both, divided by the track's body size (diagonal of the box around its
-   valid keypoints); the Hungarian algorithm
+   in both, divided by the track's body size (diagonal of the box around the
+   valid keypoints, median of its last 10 detections); the Hungarian algorithm
    (`scipy.optimize.linear_sum_assignment`) pairs tracks and detections at
    least total cost, and a pair is linked only when its cost is at most
    ``max_dist * sqrt(gap)`` (gap = frames since the track was last seen).
@@ -145,10 +146,21 @@ class _Open:
   def last(self) -> Detection:
     return self.dets[-1]
 
+  @property
+  def size(self) -> float:
+    """Median body size of the last 10 detections: one partial detection
+    (a few joints, a small box) does not shrink the gate."""
+    return float(np.median([d.size for d in self.dets[-10:]]))
+
   def add(self, det: Detection) -> None:
-    gap = det.frame - self.last.frame
-    step = det.root - self.last.root
-    self.velocity = step / gap if np.isfinite(step).all() else self.velocity
+    """Appends `det`; velocity = mean step of the joints seen in both (a
+    centroid step would jump when a detection finds only part of the
+    body)."""
+    last = self.last
+    both = last.valid & det.valid
+    step = (det.kp[both] - last.kp[both]).mean(0) if both.any() else (
+        det.root - last.root)
+    self.velocity = step / (det.frame - last.frame)
     self.dets.append(det)
 
 
@@ -170,7 +182,7 @@ def _costs(live, frame: int, dets) -> np.ndarray:
                velocity * gap[:, None])
   root_dist = np.linalg.norm(pred_root[:, None] -
                              np.stack([d.root for d in dets])[None], axis=-1)
-  size = np.array([t.last.size for t in live])
+  size = np.array([t.size for t in live])
   return np.where(count > 0, mean, root_dist) / size[:, None]
 
 

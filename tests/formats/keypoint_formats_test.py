@@ -789,7 +789,7 @@ def test_wrong_shapes_name_the_field(tmp_path):
     kf.read_tracks(str(path))
   path = tmp_path / "kp3d.npy"
   np.save(path, np.ones((10, 17, 4)))
-  with pytest.raises(DataError, match=r"kp3d.npy: field 'kp3d' has shape "
+  with pytest.raises(DataError, match=r"kp3d.npy: the array has shape "
                      r"\(10, 17, 4\); expected \(F, 17, 2\) or \(F, 17, 3\)"):
     kf.read_tracks(str(path))
 
@@ -827,7 +827,7 @@ def test_confidence_outside_the_score_range(tmp_path, caplog):
   arr = walker("h36m17", 5)
   depth = np.concatenate([arr, np.full((5, 17, 1), 4500.0)], -1)
   np.save(tmp_path / "xyz.npy", depth)
-  with pytest.raises(DataError, match=r"xyz.npy: field 'xyz': confidences "
+  with pytest.raises(DataError, match=r"xyz.npy: confidences "
                      r"range from 4500 to 4500 \(first outside at frame 0, "
                      r"joint 0\); expected scores in \[0, 1\]") as e:
     kf.read_tracks(str(tmp_path / "xyz.npy"))

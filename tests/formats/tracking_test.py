@@ -132,3 +132,19 @@ def test_main_track_is_the_most_confident_in_total():
   assert tracking.main_track([small, big]) == 1
   with pytest.raises(ValueError):
     tracking.main_track([])
+
+
+def test_a_partial_detection_does_not_break_the_track():
+  # In frame 3 only the head is found (5 joints, a 36 px box), then the
+  # person is seen whole again 25 px further on (the camera shook). The
+  # gate stays relative to the person's usual size and the velocity to the
+  # joints seen in both frames, so the track goes on.
+  kp = walker(6, (300, 300), (0, 0))
+  kp[4:] += [25, 0]
+  dets = _dets(kp)
+  score = np.zeros(17, np.float32)
+  score[:5] = 0.9
+  dets[3] = tracking.Detection(3, kp[3], score)
+  assert dets[3].size < 40
+  tracks, _ = tracking.link(dets)
+  assert [len(t) for t in tracks] == [6]
