@@ -13,8 +13,12 @@ root-relative 3D. One loop of the L loops, on the same input F:
                  temporal position embedding, shared by all loops)
 
 The L loops are stacked with `nnx.scan` over parameters that carry a leading
-depth axis; `nnx.remat` is optional. Ablation variants (paper Table 4) drop
-one branch or the Origin token; the origin joint (Table 6) is configurable.
+depth axis; `nnx.remat` is optional. Ablation variants (paper Table 4):
+'temporal_part' (the baseline row: temporal encoder + a part block over the
+five plain parts, no Origin token, no W_O, no spatial branch),
+'temporal_spatial' (no part branch), 'independent_parts' (both branches,
+parts without the Origin) and 'full'. The origin joint (Table 6) is
+configurable.
 """
 
 
@@ -42,10 +46,15 @@ def _dtype(name):
 
 
 def part_table(cfg) -> skeleton.PartTable:
-  """The OPart table a model config uses."""
-  return skeleton.part_table(
-      cfg.layout, cfg.origin,
-      with_origin=cfg.variant != "independent_parts")
+  """The (O)Part table a model config uses.
+
+  Only the full model has the origin-centric design (the origin prepended to
+  every part, its copies merged by W_O); the Table-4 ablations with a part
+  block ('temporal_part', 'independent_parts') use the five parts as they
+  are, with the origin joint as a sixth, one-token part.
+  """
+  return skeleton.part_table(cfg.layout, cfg.origin,
+                             with_origin=cfg.variant == "full")
 
 
 class PartBranch(nnx.Module):
@@ -371,17 +380,15 @@ def flops_per_clip(cfg: ml_collections.ConfigDict, num_frames: int) -> dict:
     return linear + attn
 
   out = {"embed": 2 * t * j * 3 * c}
-  per_loop = 0
   if cfg.variant != "temporal_part":
     out["spatial"] = cfg.depth * block(t * j, j)
-    per_loop += block(t * j, j)
   if cfg.variant != "temporal_spatial":
     tab = part_table(cfg)
     part = sum(block(t * int(n), int(n)) for n in tab.part_len)
     if tab.origin is not None:
       part += 2 * t * tab.num_parts * c * c
     out["part"] = cfg.depth * part
-  if cfg.variant == "full" or cfg.variant == "independent_parts":
+  if cfg.variant in ("full", "independent_parts"):
     out["fusion"] = cfg.depth * 2 * t * j * 2 * c * 2
   out["temporal"] = cfg.depth * block(t * j, t)
   head_in = cfg.pre_logits_dim or c

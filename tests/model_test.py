@@ -113,18 +113,43 @@ def test_full_model_output_depends_on_all_joints():
     assert (np.abs(out - base).max(axis=-1) > 0).all(), j
 
 
-def test_independent_parts_have_no_cross_part_path():
-  cfg = tiny_cfg(variant="independent_parts")
+@pytest.mark.parametrize("variant", ["independent_parts", "temporal_part"])
+def test_part_ablations_have_no_cross_part_path(variant):
+  cfg = tiny_cfg(variant=variant)
   tab = model_lib.part_table(cfg)
   assert tab.origin is None and tab.num_parts == 6
   assert sorted(j for p in tab.parts for j in p) == list(range(17))
-  branch, _ = make_branch(variant="independent_parts")
+  branch, _ = make_branch(variant=variant)
   assert not hasattr(branch, "origin_merge")
   x = rand((1, 2, 17, cfg.dim))
   base = np.asarray(branch(x))
   out = np.asarray(branch(x.at[:, :, 0].add(KICK)))  # hip: its own part
   changed = np.abs(out - base).max(axis=(0, 1, 3)) > 1e-6
   assert changed.tolist() == [True] + [False] * 16
+
+
+def test_temporal_part_is_the_table4_baseline_without_origin():
+  """Temporal encoder + plain part block: a joint's output depends on its own
+  part only (all frames), while the full model mixes every joint."""
+  cfg = tiny_cfg(variant="temporal_part", depth=2)
+  model = model_lib.build_model(cfg)
+  loop = model.loops
+  assert loop.spatial is None and loop.fusion is None
+  assert not hasattr(loop.part, "origin_merge")
+  tab = model_lib.part_table(cfg)
+  x = rand((1, 5, 17, 3))
+  base = np.asarray(model(x))
+  for part in tab.parts:
+    out = np.asarray(model(x.at[:, 2, part[-1], :2].add(0.5)))
+    changed = np.abs(out - base).max(axis=(0, 1, 3)) > 1e-6
+    assert sorted(np.flatnonzero(changed).tolist()) == sorted(part), part
+  # Parameters by hand: per loop a temporal block and one shared part block,
+  # nothing else (no spatial block, fusion or W_O).
+  c, hid = cfg.dim, int(cfg.dim * cfg.mlp_ratio)
+  block = 4 * c + (3 * c * c + 3 * c) + (c * c + c) + (c * hid + hid) + (
+      hid * c + c)
+  rest = 4 * c + 17 * c + cfg.max_frames * c + 2 * c + 3 * c + 3
+  assert model_lib.count_params(model) == rest + cfg.depth * 2 * block
 
 
 @pytest.mark.parametrize("layout", ["h36m17", "mpi17"])
@@ -180,7 +205,7 @@ def test_variants_build_and_run(variant, part_weights):
   assert np.isfinite(np.asarray(y)).all()
   if part_weights == "per_part" and variant != "temporal_spatial":
     qkv = model.loops.part.block.attn.qkv.kernel
-    num_parts = 6 if variant == "independent_parts" else 5
+    num_parts = 5 if variant == "full" else 6
     assert qkv.shape == (1, num_parts, 32, 96)  # (depth, parts, C, 3C)
 
 
