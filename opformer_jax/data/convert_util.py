@@ -22,10 +22,10 @@ pickle) is always an error naming the file.
 from __future__ import annotations
 
 import collections
-import logging
 import os
 import time
 
+from absl import logging
 import numpy as np
 
 from opformer_jax import errors

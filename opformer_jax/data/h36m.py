@@ -39,11 +39,11 @@ from __future__ import annotations
 
 import collections
 import glob
-import logging
 import os
 import pickle
 import re
 
+from absl import logging
 import numpy as np
 from tqdm import tqdm
 

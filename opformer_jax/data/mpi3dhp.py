@@ -24,10 +24,10 @@ only labels the sequences; nothing here resamples.
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 
+from absl import logging
 import numpy as np
 from tqdm import tqdm
 
