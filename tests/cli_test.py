@@ -1,0 +1,98 @@
+"""Entry-point behaviour a user meets first: one-line errors, quiet console."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from opformer_jax import cli
+from opformer_jax import errors
+
+import conftest
+
+REPO = conftest.REPO
+
+
+def _run(*args, timeout=120):
+  env = dict(os.environ, JAX_PLATFORMS="cpu", OPFORMER_ALLOCATOR="system")
+  return subprocess.run([sys.executable, *args], cwd=REPO, env=env,
+                        capture_output=True, text=True, timeout=timeout)
+
+
+def _assert_one_line_error(run, *needles):
+  assert run.returncode == 2, run.stderr
+  assert "Traceback" not in run.stderr
+  first = run.stderr.splitlines()[0]
+  assert first.startswith("error: "), run.stderr
+  for needle in needles:
+    assert needle in first, first
+
+
+@pytest.mark.parametrize("args, needles", [
+    (["--config=configs/quickstart.py", "--config.model.dpeth=4"],
+     ["--config.model.dpeth=4: no such config field", "'depth'"]),
+    (["--config=configs/missing.py"],
+     ["configs/missing.py: No such file", "get_config()"]),
+    (["--config=configs/quickstart.py", "--config.optim.lr=fast"],
+     ["--config.optim.lr=fast", "float"]),
+])
+def test_train_config_errors_are_one_line(tmp_path, args, needles):
+  run = _run("-m", "opformer_jax.train", *args, f"--workdir={tmp_path}")
+  _assert_one_line_error(run, *needles)
+  assert not (tmp_path / "checkpoints").exists()
+
+
+def test_missing_required_flag_is_one_line():
+  run = _run("-m", "opformer_jax.evaluate", "--config=configs/quickstart.py")
+  _assert_one_line_error(run, "--workdir")
+
+
+def test_traceback_flag_shows_the_traceback(tmp_path):
+  run = _run("-m", "opformer_jax.train", "--config=configs/quickstart.py",
+             "--config.model.dpeth=4", f"--workdir={tmp_path}", "--traceback")
+  assert run.returncode != 0 and "Traceback" in run.stderr
+
+
+def test_user_errors_and_missing_files_are_the_users_bugs_are_not():
+  e = errors.DataError(errors.bad_input("a.npz", "field 'kp2d' has shape "
+                                        "(3, 2)", "(F, 17, 2)"))
+  assert cli.user_error_line(e) == (
+      "error: a.npz: field 'kp2d' has shape (3, 2); expected (F, 17, 2)")
+  missing = FileNotFoundError(2, "No such file or directory", "x.json")
+  assert cli.user_error_line(missing) == (
+      "error: x.json: No such file or directory")
+  assert cli.user_error_line(KeyError("bug")) is None
+  assert cli.user_error_line(FileNotFoundError("no filename")) is None
+
+
+_LOGGING_SCRIPT = r"""
+import sys
+from absl import app, logging
+from opformer_jax import cli
+from opformer_jax.data import dataset   # a module of the package
+
+def main(argv):
+  path = cli.route_logs(sys.argv[1])
+  logging.info("orbax-like INFO line")
+  logging.warning("library warning")
+  # A warning logged from inside the package reaches the console.
+  exec(compile("logging.warning('project warning')", dataset.__file__,
+               "exec"), {"logging": logging})
+  print("printed line")
+  print(path)
+
+app.run(main, argv=sys.argv[:1])
+"""
+
+
+def test_library_logs_go_to_the_log_file_not_the_console(tmp_path):
+  script = tmp_path / "log_script.py"
+  script.write_text(_LOGGING_SCRIPT)
+  run = _run(str(script), str(tmp_path / "work"))
+  assert run.returncode == 0, run.stderr
+  log = (tmp_path / "work" / "log.txt").read_text()
+  assert "orbax-like INFO line" in log and "library warning" in log
+  assert "orbax-like" not in run.stderr and "library warning" not in run.stderr
+  assert "WARNING: project warning" in run.stderr
+  assert "printed line" in run.stdout
