@@ -81,8 +81,8 @@ def _plot_coords(pose3d, trajectory, root, frames):
   """Camera-frame poses -> plot axes (x, depth, up) = camera (x, z, -y).
 
   Returns:
-    (xyz (F, J, 3), root path (F, 3) or None, centre (3,), radius): the
-    cube centre +- radius holds every drawn frame.
+    (xyz (F, J, 3), root path on the ground (F, 3) or None, centre (3,),
+    radius): the cube centre +- radius holds every drawn frame.
   """
   rel = pose3d - pose3d[:, root:root + 1]
   if trajectory is not None:
@@ -92,8 +92,9 @@ def _plot_coords(pose3d, trajectory, root, frames):
     return xyz, None, np.zeros(3), float(np.abs(xyz[frames]).max()) * 1.1
   drawn = xyz[frames].reshape(-1, 3)
   lo, hi = drawn.min(0), drawn.max(0)
-  return (xyz, xyz[:, root], (lo + hi) / 2,
-          float((hi - lo).max()) / 2 * 1.1)
+  # The root's path on the ground: at the lowest drawn joint's height.
+  path = xyz[:, root] * [1, 1, 0] + [0, 0, lo[2]]
+  return xyz, path, (lo + hi) / 2, float((hi - lo).max()) / 2 * 1.1
 
 
 def _figure(figsize, dpi, title):

@@ -81,3 +81,26 @@ def test_bad_arguments(tmp_path):
   with pytest.raises(ValueError, match=r"kp2d_px has shape"):
     render.render_animation(kp2d[:, :16], pose3d[:, :16], "h36m17",
                             str(tmp_path / "a.gif"), fps=10)
+
+
+def test_trajectory_moves_the_skeleton_and_draws_its_path(tmp_path):
+  kp2d, pose3d = _walk(5)
+  root = np.stack([np.linspace(-1, 1, 5), np.zeros(5), 4 + np.arange(5.0)],
+                  -1).astype(np.float32)
+  n = render.render_animation(kp2d, pose3d, "h36m17",
+                              str(tmp_path / "t.gif"), fps=10,
+                              trajectory=root, **_SMALL)
+  assert n == 5
+  frames = np.arange(5)
+  xyz, path, centre, radius = render._plot_coords(pose3d, root, 0, frames)
+  # Plot axes (x, depth, up) = camera (x, z, -y); each frame's root sits
+  # on the trajectory, and the path runs on the ground below the skeleton.
+  rel = pose3d - pose3d[:, :1] + root[:, None]
+  np.testing.assert_allclose(xyz, np.stack(
+      [rel[..., 0], rel[..., 2], -rel[..., 1]], -1), rtol=1e-6)
+  np.testing.assert_allclose(path[:, :2], root[:, [0, 2]])
+  np.testing.assert_allclose(path[:, 2], xyz[..., 2].min())
+  assert (np.abs(xyz - centre) <= radius).all()
+  with pytest.raises(ValueError, match=r"trajectory has shape \(4, 3\)"):
+    render.render_animation(kp2d, pose3d, "h36m17", str(tmp_path / "u.gif"),
+                            fps=10, trajectory=root[:4])
