@@ -10,15 +10,16 @@ detections of a video into person tracks, in this order of preference:
    are used when every detection has one and no frame repeats one; otherwise
    the file is associated as if it had none (logged).
 2. **Association frame to frame** (`associate`): each open track predicts its
-   keypoints at the new frame from its last detection moved by its velocity
-   (constant velocity: the mean step of the joints seen in both of its last
-   two detections). The
-   cost of a track and a detection is the mean distance over the joints valid
-   in both, divided by the track's body size (diagonal of the box around the
-   valid keypoints, median of its last 10 detections); the Hungarian algorithm
+   keypoints at the new frame from its last detection moved at constant
+   velocity (the mean step of the joints seen in both of its last two
+   detections). The cost of a track and a detection is the mean distance
+   over the joints valid in both, divided by the track's body size (the
+   diagonal of the box around the valid keypoints, median of its last 10
+   detections); the Hungarian algorithm
    (`scipy.optimize.linear_sum_assignment`) pairs tracks and detections at
    least total cost, and a pair is linked only when its cost is at most
-   ``max_dist * sqrt(gap)`` (gap = frames since the track was last seen).
+   ``max_dist * sqrt(gap)`` (default 0.5 body sizes; gap = frames since the
+   track was last seen).
    A detection left over starts a new track; a track unseen for more than
    ``max_gap`` frames is closed. Comparing whole poses, not only roots, keeps
    two people apart when their roots cross; the velocity carries each one
