@@ -62,8 +62,8 @@ def _camera_flags():
       "mm scale and, with the focal length, the distance to the camera.")
   f["focal_px"] = flags.DEFINE_float(
       "focal_px", None, "Focal length of the video in px; default: a "
-      f"{trajectory.DEFAULT_HFOV_DEG:g} degree horizontal field of view "
-      "(typical phone or webcam).")
+      f"{trajectory.DEFAULT_HFOV_DEG:g} degree field of view across the "
+      "image's longer side (typical phone or webcam).")
   f["bvh"] = flags.DEFINE_bool("bvh", False, "Also write <track>.bvh, the "
                                "motion as a BVH animation (cm, y up).")
   return f

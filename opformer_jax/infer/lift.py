@@ -101,7 +101,8 @@ def _camera(track, opts: Options):
   if opts.focal_px:
     return size, float(opts.focal_px), "--focal_px"
   return (size, trajectory.default_focal_px(size),
-          f"default: {trajectory.DEFAULT_HFOV_DEG:g} degree horizontal FOV")
+          f"default: {trajectory.DEFAULT_HFOV_DEG:g} degree field of view "
+          "across the longer image side")
 
 
 def _metric(pose_px, kp2d, conf, track, layout, opts: Options):

@@ -10,9 +10,10 @@ the focal length are known:
   measured from the median bone lengths over the whole sequence (shin +
   thigh + the trunk and neck chain, x `CHAIN_TO_STANDING`), so it does not
   depend on posture: a squat or a sit does not shrink the subject.
-* Focal length. `--focal_px`, else `default_focal_px`: a horizontal field
-  of view of `DEFAULT_HFOV_DEG` (typical of phone main cameras and webcams,
-  which film 60-75 degrees across); principal point at the image centre.
+* Focal length. `--focal_px`, else `default_focal_px`: a field of view of
+  `DEFAULT_HFOV_DEG` across the image's longer side (typical of phone main
+  cameras and webcams, which film 60-75 degrees across; an upright phone
+  video has its long side vertical); principal point at the image centre.
 * Depth. With the root on its 2D position, X = x_r Z and Y = y_r Z
   (x, y = (u - c) / f), every joint j gives one equation per image axis,
   Z (x_j - x_r) = P_jx - x_j P_jz (P = root-relative metric pose): the
@@ -40,7 +41,7 @@ from scipy import ndimage
 
 from opformer_jax import skeleton
 
-# Horizontal field of view assumed when no focal length is given.
+# Field of view across the longer image side when no focal length is given.
 DEFAULT_HFOV_DEG = 65.0
 # An adult's standing height when none is given (mm).
 DEFAULT_STATURE_MM = 1700.0
@@ -57,9 +58,10 @@ SMOOTH_S = 0.5
 
 
 def default_focal_px(image_size) -> float:
-  """Focal length (px) of a `DEFAULT_HFOV_DEG` horizontal field of view."""
-  width = float(image_size[0])
-  return width / (2 * math.tan(math.radians(DEFAULT_HFOV_DEG) / 2))
+  """Focal length (px) giving `DEFAULT_HFOV_DEG` across the image's longer
+  side (the sensor's long side, also when a phone films upright)."""
+  side = float(max(image_size[0], image_size[1]))
+  return side / (2 * math.tan(math.radians(DEFAULT_HFOV_DEG) / 2))
 
 
 def _chain(layout: str):

@@ -41,6 +41,9 @@ def test_default_focal_length_is_a_65_degree_field_of_view():
                                                                     abs=0.1)
   f = trajectory.default_focal_px((1000, 1000))
   assert 2 * math.degrees(math.atan(500 / f)) == pytest.approx(65.0)
+  # An upright phone video: 65 degrees along its long (vertical) side.
+  assert trajectory.default_focal_px((1080, 1920)) == pytest.approx(
+      trajectory.default_focal_px((1920, 1080)))
 
 
 def test_body_height_hand_computed_and_posture_independent():
