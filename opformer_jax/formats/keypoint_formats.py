@@ -864,11 +864,18 @@ def _read_openpose(path, layout, persons):
           "an OpenPose --write_json folder"))
   else:
     files, name = [path], re.sub(r"_keypoints$", "", _name(path))
-  numbers = [re.findall(r"\d+", re.sub(r"_keypoints\.json$", "",
-                                       os.path.basename(f))) for f in files]
-  frames = [int(n[-1]) if n else None for n in numbers]
-  if None in frames or len(set(frames)) != len(frames):
-    frames = list(range(len(files)))  # No usable numbers: the name order.
+  stems = [re.sub(r"_keypoints\.json$", "", os.path.basename(f))
+           for f in files]
+  numbered = [re.fullmatch(r"(.*?)(\d+)\D*", stem) for stem in stems]
+  frames = list(range(len(files)))  # Without usable numbers: name order.
+  if all(numbered):
+    videos = sorted({m.group(1) for m in numbered})
+    if len(videos) > 1:
+      raise DataError(errors.bad_input(
+          path, f"holds the frames of {len(videos)} videos ({videos[0]!r}, "
+          f"{videos[1]!r}, ...)", "one video's --write_json folder"))
+    if len({int(m.group(2)) for m in numbered}) == len(files):
+      frames = [int(m.group(2)) for m in numbered]
   order = np.argsort(frames, kind="stable")
   dets, num_kp = [], 0
   for i in order:

@@ -857,3 +857,15 @@ def test_missing_file_and_image_size_are_user_errors(tmp_path):
                      r"image size; expected the video's size as "
                      r"--image_size=WIDTH,HEIGHT"):
     kf.normalize_track(track)
+
+
+def test_openpose_folder_of_two_videos_is_an_error(tmp_path):
+  kp = walker("body25", 2)
+  frames = [[_openpose_person(kp[f], np.ones(25))] for f in range(2)]
+  folder = tmp_path / "mixed"
+  _write_openpose(folder, frames, lambda f: f"a_{f:012d}_keypoints.json")
+  (folder / "b_000000000000_keypoints.json").write_text(
+      (folder / "a_000000000000_keypoints.json").read_text())
+  with pytest.raises(DataError, match=r"mixed: holds the frames of 2 videos "
+                     r"\('a_', 'b_', \.\.\.\); expected one video's"):
+    kf.read_tracks(str(folder))
