@@ -28,6 +28,7 @@ from opformer_jax import checkpointing
 from opformer_jax.evaluate import run as evaluate
 from opformer_jax.data import dataset
 from opformer_jax.data import input_pipeline
+from opformer_jax.data import sources
 from opformer_jax import losses
 from opformer_jax import metric_writer
 from opformer_jax import model as model_lib
@@ -251,7 +252,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     {'step', 'val_mpjpe' (best validation), 'results' (final protocol)}.
   """
   setup_jax(config)
-  config = resolve_data(config)
+  config = sources.resolve(config, _splits_read(config))
   workdir = os.path.abspath(workdir)
   os.makedirs(workdir, exist_ok=True)
   mesh = parallel.make_mesh()
@@ -270,6 +271,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
           "results": results}
 
 
+def _splits_read(config) -> tuple[str, ...]:
+  t = config.train
+  return ("train", "test") if (t.eval_every_epochs > 0 or t.final_eval) else (
+      "train",)
+
+
 def _print_header(config, n_params: int, n_clips: int, plan: Plan) -> None:
   t = config.train
   synthetic = dataset.load(config.data.train_path).synthetic
@@ -279,24 +286,6 @@ def _print_header(config, n_params: int, n_clips: int, plan: Plan) -> None:
         f"micro-steps/epoch, batch {t.batch_size} x {t.accum_steps} "
         f"accumulation; {plan.total_steps} micro-steps on "
         f"{jax.device_count()} device(s)")
-
-
-def resolve_data(config: ml_collections.ConfigDict):
-  """Fills in the built-in synthetic dataset's paths where it is selected.
-
-  `data.name == 'synthetic'` with no paths generates the default dataset
-  once into `~/.cache/opformer_jax/` (a few seconds) and reuses it.
-  """
-  if config.data.name != "synthetic" or config.data.train_path:
-    return config
-  from opformer_jax.data import synthetic  # pylint: disable=g-import-not-at-top
-  train_path, test_path = synthetic.ensure_default(os.path.expanduser(
-      "~/.cache/opformer_jax/synthetic"))
-  config = ml_collections.ConfigDict(config.to_dict())
-  config.data.train_path = train_path
-  config.data.test_path = config.data.test_path or test_path
-  config.lock()
-  return config
 
 
 def main():

@@ -276,36 +276,80 @@ def test_killed_run_resumes_to_the_same_parameters(data_dir, tmp_path):
                      atol=1e-6)
 
 
-def test_quickstart_config_shrunk_trains_resumes_and_evaluates(tmp_path):
-  """The README's main job, shrunk: the real config on a small synthetic set."""
+# The shrunk quickstart model, as --config overrides of configs/quickstart.py.
+QUICKSTART_TINY = {"model.depth": 1, "model.dim": 32, "model.max_frames": 9,
+                   "data.num_frames": 9, "data.train_stride": 3,
+                   "data.test_stride": 9}
+
+
+@pytest.fixture(scope="module")
+def quickstart_run(tmp_path_factory):
+  """The README's main job, shrunk: the real config on a small synthetic set,
+  trained in two parts (the second resumes). Returns (workdir, output)."""
   sys.path.insert(0, str(REPO))
   from configs import quickstart  # pylint: disable=import-outside-toplevel
   from opformer_jax.data import synthetic  # pylint: disable=import-outside-toplevel
+  tmp = tmp_path_factory.mktemp("quickstart")
   train_path, test_path = synthetic.generate(
-      str(tmp_path / "data"), train_subjects=1, test_subjects=1, takes=1,
+      str(tmp / "data"), train_subjects=1, test_subjects=1, takes=1,
       frames=40, cameras_per_take=1)
   c = quickstart.get_config()
   with c.unlocked():
     c.data.train_path, c.data.test_path = train_path, test_path
-    config_lib.set_frames(c, 9)
-    c.model.update(depth=1, dim=32)
+    for key, value in QUICKSTART_TINY.items():
+      section, field = key.split(".")
+      c[section][field] = value
     c.train.update(num_epochs=3, eval_every_epochs=1.0, log_every=5,
                    compilation_cache="")
     c.eval.attention_clips = 2
   half = c.copy_and_resolve_references()
   with half.unlocked():
     half.train.max_updates = 10
-  first = train.train_and_evaluate(half, str(tmp_path / "run"))
+  first = train.train_and_evaluate(half, str(tmp / "run"))
   assert first["step"] == 10
-  out = train.train_and_evaluate(c, str(tmp_path / "run"))   # resumes
-  steps = out["step"]
-  assert steps == 27                                   # 3 epochs x 9
+  return tmp / "run", train.train_and_evaluate(c, str(tmp / "run"))
+
+
+def test_quickstart_config_shrunk_trains_resumes_and_evaluates(quickstart_run):
+  workdir, out = quickstart_run
+  assert out["step"] == 27                             # 3 epochs x 9
   res = out["results"]["default"]
   assert res["num_frames"] > 0 and np.isfinite(res["action_avg"]["mpjpe"])
   assert len(res["actions"]) == 7                      # synthetic actions
-  out_dir = tmp_path / "run" / "eval"
-  md = next(out_dir.glob("step_*/results.md")).read_text()
+  md = next((workdir / "eval").glob("step_*/results.md")).read_text()
   assert "Synthetic data" in md and "Walking" in md
+
+
+def test_readme_evaluation_command_on_a_trained_quickstart_workdir(
+    quickstart_run, tmp_path):
+  """`python -m opformer_jax.evaluate --config=configs/quickstart.py
+  --workdir=...` on a fresh machine: the built-in dataset is resolved (here
+  generated into an empty HOME) as training resolves it."""
+  workdir, out = quickstart_run
+  best = checkpointing.resolve_step(
+      checkpointing.manager(str(workdir), read_only=True), "best")
+  results_json = workdir / "eval" / f"step_{best}" / "results.json"
+  results_json.unlink()
+  run = subprocess.run(
+      [sys.executable, "-m", "opformer_jax.evaluate",
+       "--config=configs/quickstart.py", f"--workdir={workdir}"] +
+      [f"--config.{k}={v}" for k, v in QUICKSTART_TINY.items()],
+      cwd=REPO, capture_output=True, text=True, timeout=600,
+      env=dict(_env(1), HOME=str(tmp_path)))
+  assert run.returncode == 0, run.stderr[-3000:]
+  assert "MPJPE" in run.stdout
+  res = json.load(open(results_json))
+  assert res["meta"]["step"] == best
+  assert res["meta"]["test_path"] == str(
+      tmp_path / ".cache" / "opformer_jax" / "synthetic" / "test.npz")
+  assert res["meta"]["synthetic"]
+  default = res["results"]["default"]
+  # The default synthetic test split: 2 subjects x 7 actions x 2 takes x
+  # 2 cameras = 56 sequences of 160 frames, in clips of T = 9 (tails dropped).
+  assert default["num_frames"] == 56 * (160 // 9) * 9
+  assert len(default["actions"]) == 7
+  assert 0 < default["action_avg"]["mpjpe"] < 1000
+  assert out["results"]["default"]["num_frames"] != default["num_frames"]
 
 
 def test_config_typo_fails_at_start_up(tmp_path):

@@ -43,7 +43,7 @@ def main(argv):
   from opformer_jax import benchmark
   from opformer_jax.data import input_pipeline
   from opformer_jax import model as model_lib
-  from opformer_jax import train as train_lib
+  from opformer_jax.data import sources
 
   config = _CONFIG.value
   m, t, b = config.model, config.data.num_frames, _BATCH.value
@@ -84,9 +84,8 @@ def main(argv):
           f"{inf['gflops'] / peak['gflops_median']:.2f} of the matmul peak")
 
   if _PIPELINE.value:
-    cfg = train_lib.resolve_data(config)
-    if not cfg.data.train_path:
-      cfg = train_lib.resolve_data(_with_synthetic(config))
+    cfg = config if config.data.train_path else _with_synthetic(config)
+    cfg = sources.resolve(cfg, splits=("train",))
     with cfg.unlocked():
       cfg.train.batch_size = b
     rate = input_pipeline.measure_throughput(cfg, num_batches=20)
