@@ -298,7 +298,7 @@ def main():
 
   def run(argv):
     del argv
-    cli.start_jax()
+    cli.start_jax(workdir.value)
     train_and_evaluate(config.value, workdir.value)
   cli.run(run)
 
