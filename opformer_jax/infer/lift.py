@@ -276,7 +276,11 @@ def load_model(config=None, workdir=None, model_dir=None, step="best"):
   from opformer_jax import checkpointing  # pylint: disable=g-import-not-at-top
   if config is None:
     config = _checkpoint_config(workdir, step)
-  model, step, _ = checkpointing.restore_model(config, workdir, step)
+  try:
+    model, step, _ = checkpointing.restore_model(config, workdir, step)
+  except ValueError as e:   # a --config that describes another model
+    raise errors.ConfigError(f"{e}; expected the run's own config, or no "
+                             "--config (the checkpoint stores it)") from e
   return model, config, f"step {step} of {workdir}"
 
 

@@ -158,19 +158,28 @@ def get_config(arg=None):
   kp = np.random.default_rng(0).uniform(0, 1000, (20, 17, 3)).astype("f4")
   kp[..., 2] = 0.9
   np.save(tmp_path / "kp.npy", kp)
-  outs = []
-  # With the config file, and without: the checkpoint stores it.
-  for i, config_flag in enumerate([[f"--config={cfg_file}"], []]):
-    run = _cli(config_flag + [
-        f"--workdir={tmp_path / 'run'}", f"--input={tmp_path / 'kp.npy'}",
-        f"--output={tmp_path / f'out{i}'}", "--image_size=1000,1000",
-        "--render=none", "--step=latest"])
-    assert run.returncode == 0, run.stderr[-3000:]
-    assert (f"Lifted 20 frames in 1 track(s) with step 2 of "
-            f"{tmp_path / 'run'}") in run.stdout
-    outs.append(np.load(tmp_path / f"out{i}" / "kp.npz")["pose3d"])
-  assert outs[0].shape == (20, 17, 3)
-  np.testing.assert_array_equal(outs[0], outs[1])
+  # No --config: the checkpoint's stored config rebuilds the model.
+  run = _cli([f"--workdir={tmp_path / 'run'}", f"--input={tmp_path / 'kp.npy'}",
+              f"--output={tmp_path / 'out'}", "--image_size=1000,1000",
+              "--render=none", "--step=latest"])
+  assert run.returncode == 0, run.stderr[-3000:]
+  assert (f"Lifted 20 frames in 1 track(s) with step 2 of "
+          f"{tmp_path / 'run'}") in run.stdout
+  got = np.load(tmp_path / "out" / "kp.npz")["pose3d"]
+  # The same as restoring with the config file.
+  model, config, _ = infer.load_model(cfg.get_config(), str(tmp_path / "run"),
+                                      step="latest")
+  assert config.model.dim == 32
+  infer.infer_file(model, config, str(tmp_path / "kp.npy"),
+                   str(tmp_path / "out_cfg"),
+                   infer.Options(image_size=(1000, 1000), render="none"))
+  np.testing.assert_allclose(
+      np.load(tmp_path / "out_cfg" / "kp.npz")["pose3d"], got, atol=1e-6)
+  other = cfg.get_config()
+  other.model.dim = 64
+  with pytest.raises(errors.ConfigError, match=r"model.dim: checkpoint 32 vs "
+                     r"given 64; expected the run's own config"):
+    infer.load_model(other, str(tmp_path / "run"))
 
 
 def _cli(args):
@@ -210,22 +219,26 @@ def test_default_model_is_the_bundled_one(saved_model, monkeypatch,
     infer.load_model(workdir=str(tmp_path))
 
 
-def test_cli_with_a_saved_model_no_config_no_workdir(saved_model, tmp_path,
-                                                     shared_data):
+def test_cli_with_a_saved_model_no_config_no_workdir(saved_model, tmp_path):
   _, _, out = saved_model
-  path = shared_data / "wild2d" / "short_clips_detectron2_coco17.npz"
-  run = _cli([f"--model={out}", f"--input={path}", f"--output={tmp_path}",
+  kp = np.random.default_rng(3).uniform(200, 800, (30, 17, 2)).astype("f4")
+  np.save(tmp_path / "walk.npy", kp)
+  run = _cli([f"--model={out}", f"--input={tmp_path / 'walk.npy'}",
+              f"--output={tmp_path}", "--image_size=1000,1000",
               "--render=gif", "--render_max_frames=3", "--bvh"])
   assert run.returncode == 0, run.stderr[-3000:]
-  assert f"Lifted 1925 frames in 5 track(s) with the model in {out}" in (
+  assert f"Lifted 30 frames in 1 track(s) with the model in {out}" in (
       run.stdout)
-  res = np.load(tmp_path / "m1.npz")
-  assert res["root_cam_mm"].shape == (113, 3)
+  res = np.load(tmp_path / "walk.npz")
+  assert res["root_cam_mm"].shape == (30, 3)
   assert (res["root_cam_mm"][:, 2] > 0).all()
-  assert (tmp_path / "m1.bvh").exists() and (tmp_path / "m1.gif").exists()
+  assert json.loads(str(res["meta"]))["model"] == f"the model in {out}"
+  assert bvh.parse_bvh(str(tmp_path / "walk.bvh")).motion.shape[0] == 30
+  with Image.open(tmp_path / "walk.gif") as gif:
+    assert gif.n_frames == 3
   # Flags that cannot work: one line, exit status 2.
   run = _cli([f"--config={REPO / 'configs' / 'quickstart.py'}",
-              f"--input={path}", f"--output={tmp_path}"])
+              f"--input={tmp_path / 'walk.npy'}", f"--output={tmp_path}"])
   assert run.returncode == 2
   assert run.stderr.strip().splitlines()[-1].startswith(
       "error: --config describes a training run's checkpoint")
