@@ -123,9 +123,9 @@ class Trainer:
     self.mngr = checkpointing.manager(workdir)
     self.data_iter = iter(train_ds)
     self.step, self.best = 0, math.inf
-    if self.mngr.latest_step() is not None:
-      self._resume(model, opt, parallel.replicated(mesh))
+    self._resume(model, opt, parallel.replicated(mesh))
     self.last_good = self.mngr.latest_step()
+    self._unsealed = None   # the step whose save may still be running
     self._predict = evaluate.make_predict(nnx.graphdef(model), config)
     self.graphdef, self.state = nnx.split((model, opt))
     state_sharding = jax.tree.map(lambda x: x.sharding, self.state)
@@ -138,14 +138,23 @@ class Trainer:
     self._clock = (time.perf_counter(), 0)  # (start, clips since start)
 
   def _resume(self, model, opt, sharding) -> None:
-    meta = checkpointing.restore_train_state(
-        self.mngr, self.mngr.latest_step(), model=model, optimizer=opt,
-        data_iter=self.data_iter, sharding=sharding)
-    self.step = int(meta["step"])
-    self.best = float(meta.get("best_val_mpjpe", math.inf))
-    logging.info("Resumed from step %d", self.step)
-    if self.is_main:
-      print(f"Resumed from {self.mngr.directory}/{self.step}")
+    """Restores the newest intact kept step; damaged ones are set aside."""
+    for step in sorted(self.mngr.all_steps(), reverse=True):
+      try:
+        meta = checkpointing.restore_train_state(
+            self.mngr, step, model=model, optimizer=opt,
+            data_iter=self.data_iter, sharding=sharding)
+      except checkpointing.CheckpointError as e:
+        logging.warning("%s. Moved to %s; resuming from an earlier step.",
+                        e, checkpointing.set_aside(self.mngr, step))
+        continue
+      checkpointing.seal(self.mngr, step)  # it restored: record its files
+      self.step = int(meta["step"])
+      self.best = float(meta.get("best_val_mpjpe", math.inf))
+      logging.info("Resumed from step %d", self.step)
+      if self.is_main:
+        print(f"Resumed from {self.mngr.directory}/{self.step}")
+      return
 
   def run(self) -> None:
     """Trains up to `plan.total_steps`, validating and saving on the way."""
@@ -168,7 +177,7 @@ class Trainer:
           self._save()
     finally:
       bar.close()
-      self.mngr.wait_until_finished()
+      checkpointing.seal(self.mngr, self._unsealed)
       self.writer.close()
 
   def _train_step(self) -> dict:
@@ -232,6 +241,7 @@ class Trainer:
     return evaluate.headline(res, self.config)
 
   def _save(self, val_mpjpe: float | None = None) -> None:
+    checkpointing.seal(self.mngr, self._unsealed)
     model, opt = nnx.merge(self.graphdef, self.state)
     checkpointing.save(
         self.mngr, self.step, model=model, optimizer=opt,
@@ -239,7 +249,7 @@ class Trainer:
         meta={"step": self.step,
               "epoch": self.step / self.plan.steps_per_epoch,
               "best_val_mpjpe": self.best, "val_mpjpe": val_mpjpe})
-    self.last_good = self.step
+    self.last_good = self._unsealed = self.step
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict,

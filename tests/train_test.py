@@ -1,7 +1,9 @@
 """Tests of training: steps, accumulation, data parallel, resume, failures."""
 
 import json
+import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -135,22 +137,55 @@ def test_eight_devices_give_the_same_result_as_one(data_dir):
   assert diff < 1e-5, diff
 
 
-def test_resumed_run_ends_with_the_parameters_of_an_uninterrupted_one(
-    data_dir, tmp_path):
-  c = tiny_config(data_dir, max_updates=6)     # 12 micro-steps
-  out = train.train_and_evaluate(c, str(tmp_path / "full"))
+@pytest.fixture(scope="module")
+def uninterrupted(data_dir, tmp_path_factory):
+  """A run of 6 updates (12 micro-steps) in one go: (config, workdir)."""
+  c = tiny_config(data_dir, max_updates=6)
+  workdir = tmp_path_factory.mktemp("uninterrupted")
+  out = train.train_and_evaluate(c, str(workdir))
   assert out["step"] == 12
+  return c, workdir
+
+
+def test_resumed_run_ends_with_the_parameters_of_an_uninterrupted_one(
+    data_dir, uninterrupted, tmp_path):
+  c, full = uninterrupted
   half = tiny_config(data_dir, max_updates=3)
   train.train_and_evaluate(half, str(tmp_path / "resumed"))
   out = train.train_and_evaluate(c, str(tmp_path / "resumed"))
   assert out["step"] == 12
-  assert_trees_close(params_of(c, tmp_path / "full"),
-                     params_of(c, tmp_path / "resumed"), atol=1e-6)
-  rows = [json.loads(l) for l in open(tmp_path / "full" / "metrics.jsonl")]
+  assert_trees_close(params_of(c, full), params_of(c, tmp_path / "resumed"),
+                     atol=1e-6)
+  rows = [json.loads(l) for l in open(full / "metrics.jsonl")]
   for key in ("loss", "lr", "grad_norm", "clips_per_s", "loss_vel"):
     assert key in rows[-1], key
-  assert any(f.startswith("events") for f in os.listdir(tmp_path / "full" /
-                                                       "tb"))
+  assert any(f.startswith("events") for f in os.listdir(full / "tb"))
+
+
+def test_damaged_latest_step_is_set_aside_and_training_resumes_from_the_one_before(
+    data_dir, uninterrupted, tmp_path, caplog):
+  c, full = uninterrupted
+  ckpt = tmp_path / "checkpoints"
+  train.train_and_evaluate(tiny_config(data_dir, max_updates=2), str(tmp_path))
+  shutil.copytree(ckpt / "4", tmp_path / "step4")
+  train.train_and_evaluate(tiny_config(data_dir, max_updates=4), str(tmp_path))
+  shutil.copytree(tmp_path / "step4", ckpt / "4")     # keep steps 4 and 8
+  arrays = [os.path.join(r, f) for r, _, fs in os.walk(ckpt / "8" / "model")
+            for f in fs if f"{os.sep}d{os.sep}" in os.path.join(r, f)]
+  damaged = max(arrays, key=os.path.getsize)
+  os.truncate(damaged, 100)
+  with caplog.at_level(logging.WARNING):
+    out = train.train_and_evaluate(c, str(tmp_path))
+  assert out["step"] == 12
+  warning = [r.getMessage() for r in caplog.records
+             if "is damaged" in r.getMessage()]
+  assert len(warning) == 1 and "checkpoint step 8 is damaged" in warning[0]
+  assert damaged in warning[0]
+  # Kept, untouched, beside the run; the result is the uninterrupted one.
+  moved = tmp_path / "damaged_checkpoints" / "8" / os.path.relpath(
+      damaged, ckpt / "8")
+  assert moved.stat().st_size == 100
+  assert_trees_close(params_of(c, full), params_of(c, tmp_path), atol=1e-6)
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
