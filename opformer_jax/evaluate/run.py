@@ -32,7 +32,6 @@ from opformer_jax import skeleton
 from opformer_jax.data import dataset
 from opformer_jax.data import input_pipeline
 from opformer_jax.data import sources
-from opformer_jax.data import sources
 from opformer_jax.evaluate import plots
 from opformer_jax.evaluate import protocols
 from opformer_jax.evaluate import report
@@ -269,7 +268,6 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str,
   Returns:
     The results dict (also written to workdir/eval/step_<N>/).
   """
-  config = sources.resolve(config, splits=("test",))
   config = sources.resolve(config, splits=("test",))
   model, step, meta = checkpointing.restore_model(config, workdir, step)
   logging.info("Evaluating %s step %d", workdir, step)
