@@ -44,8 +44,10 @@ MOCAP_FILES = ("cmu_gait.npz", "cmu_actions.npz", "cmu_subject131.npz")
 
 
 def prepare(data_dir, mocap_dir, seed, views):
-  """Writes (or reuses) the three splits; returns {split: path}."""
-  from opformer_jax.data import dataset
+  """Writes (or reuses) the three splits; returns ({split: path}, whether
+  they were written now)."""
+  from opformer_jax import fileio
+  from opformer_jax.data import convert_util
   from opformer_jax.data import mocap
   from opformer_jax.data import wild_views
   inputs = [os.path.join(mocap_dir, f) for f in MOCAP_FILES]
@@ -57,19 +59,17 @@ def prepare(data_dir, mocap_dir, seed, views):
   if os.path.exists(stamp) and all(map(os.path.exists, paths.values())):
     with open(stamp) as f:
       if json.load(f) == want:
-        return paths
+        return paths, False
   t0 = time.time()
   items = mocap.read_inputs(inputs)
-  paths = wild_views.convert_util.write_splits(
+  paths = convert_util.write_splits(
       wild_views.make_splits(items, seed, views=views, progress=True),
       data_dir)
-  from opformer_jax import fileio
   fileio.write_text(stamp, json.dumps(want))
   for p in paths.values():
-    print(wild_views.convert_util.describe(p))
+    print(convert_util.describe(p))
   print(f"data written in {time.time() - t0:.0f} s")
-  del dataset
-  return paths
+  return paths, True
 
 
 def score(config, workdir, paths):
@@ -95,7 +95,19 @@ def score(config, workdir, paths):
   return model, step, results
 
 
-def card_text(config, step, results, minutes):
+def cpu_name() -> str:
+  """The CPU model (Linux /proc/cpuinfo), else the machine type."""
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        if line.startswith("model name"):
+          return line.split(":", 1)[1].strip()
+  except OSError:
+    pass
+  return platform.machine()
+
+
+def card_text(config, step, results, timings):
   """The MODEL_CARD.md of the exported model."""
   m, t = config.model, config.data.num_frames
   rows = "\n".join(
@@ -104,59 +116,110 @@ def card_text(config, step, results, minutes):
       f"{r['num_frames']} |" for split, r in results.items())
   return f"""# opformer-jax default model
 
-OPFormer, depth {m.depth}, dim {m.dim}, T = {t}, {step} optimizer updates
-(batch {config.train.batch_size}), image-space (2.5D) output; trained in
-{minutes:.0f} min on {platform.processor() or platform.machine()}
-({os.cpu_count()} CPUs) by `python tools/train_default_model.py`.
+OPFormer (depth {m.depth}, dim {m.dim}, {m.num_heads} heads, T = {t}) lifting
+H36M-17 2D keypoints (derived from COCO-17 detections) to root-relative 3D in
+image space (pixels at the root depth; `infer` scales to mm with
+--subject_height_mm). {step} optimizer updates of batch
+{config.train.batch_size} (AdamW, lr {config.optim.lr:g}, seed {config.seed}).
 
-Data: the CMU Graphics Lab motion capture (../shared/data/mocap) and the
-built-in synthetic motion, filmed by random phone / tripod cameras with
-COCO-17 detector-like 2D (`opformer_jax/data/wild_views.py`). The CMU
-validation split (subjects 16 and 35, cmu_actions/test) is held out.
+Reproduce (deterministic on a given machine):
 
-The data used in this project was obtained from mocap.cs.cmu.edu.
-The database was created with funding from NSF EIA-0196217.
+    python tools/train_default_model.py --mocap_dir=../shared/data/mocap \\
+        --workdir=runs/default_model --export=opformer_jax/pretrained/default
 
-Held-out CMU validation split, random video cameras, flip TTA (mm):
+Measured: data {timings.get('data_s', float('nan')) / 60:.0f} min, training
+{timings.get('train_s', float('nan')) / 60:.0f} min, on {cpu_name()}
+({os.cpu_count()} cores, shared with other jobs while it ran).
 
-| 2D input | MPJPE (action-avg) | MPJPE (frame-avg) | P-MPJPE | frames |
+Training data: the CMU Graphics Lab Motion Capture Database (subjects other
+than 16 and 35, cmu_actions/train, subject 131) and the package's procedural
+synthetic motion, filmed by random virtual phone and tripod cameras (image
+sizes 640x480 to 3840x2160 incl. portrait, 30-80 degree field of view,
+0.3-2.5 m high, any yaw, subject anywhere in the frame, handheld shake and
+panning) at 25-60 fps, with the joints a COCO-17 detector gives (face points
+built on the mocap head; Hip, Spine, Thorax, Head derived as `infer` derives
+them) and detector-like noise: size-proportional jitter, outliers, left/right
+swaps, dropped joints and missed frames (confidence 0, interpolated as
+`infer` does), confidences or none (`opformer_jax/data/wild_views.py`).
+
+Licence of the data: CMU Graphics Lab Motion Capture Database, free for
+research and commercial use, no resale of the data. The data used in this
+project was obtained from mocap.cs.cmu.edu. The database was created with
+funding from NSF EIA-0196217.
+
+Held-out CMU validation split (subjects 16 and 35, cmu_actions/test),
+{results['test_clean']['num_frames']} frames at 30 fps through 2 random
+cameras per sequence, flip TTA, root-relative, mm:
+
+| 2D input (COCO-17-derived) | MPJPE action-avg | MPJPE frame-avg | P-MPJPE | frames |
 |---|---:|---:|---:|---:|
 {rows}
 
-Not trained on: Human3.6M or any other licence-restricted set, real
-detector outputs, children, people seen lying down or upside down,
-several interacting people, objects; its numbers say nothing about
-Human3.6M.
+clean = exact projections, every joint in view, confidence 1; noisy = jitter
+of 1 % of the person's height (x per-joint scale), outliers, swaps, drops.
+
+Not trained on: Human3.6M, MPI-INF-3DHP or any other licence-restricted data;
+real detector outputs (the 2D noise is simulated); children or unusual body
+proportions; lying, crawling or upside-down poses, or motion absent from the
+CMU data (e.g. sports-specific or dance moves); several people or
+interactions with objects; cameras with strong lens distortion. Its numbers
+on simulated views say nothing about Human3.6M or real videos.
 """
+
+
+def _timings(workdir, **new):
+  """Reads WORKDIR/timings.json and records `new` phases (seconds) in it."""
+  from opformer_jax import fileio
+  path = os.path.join(workdir, "timings.json")
+  old = {}
+  if os.path.exists(path):
+    with open(path) as f:
+      old = json.load(f)
+  if new:
+    old.update(new)
+    fileio.write_text(path, json.dumps(old))
+  return old
 
 
 def main(argv):
   del argv
   import ml_collections
+  from opformer_jax import checkpointing
   from opformer_jax import pretrained
   from opformer_jax import train as train_lib
   workdir = os.path.abspath(_WORKDIR.value)
   data_dir = _DATA_DIR.value or os.path.join(workdir, "data")
-  paths = prepare(data_dir, _MOCAP_DIR.value, _DATA_SEED.value, _VIEWS.value)
+  t0 = time.time()
+  paths, generated = prepare(data_dir, _MOCAP_DIR.value, _DATA_SEED.value,
+                             _VIEWS.value)
+  os.makedirs(workdir, exist_ok=True)
+  if generated:
+    _timings(workdir, data_s=time.time() - t0)
   if _PREPARE_ONLY.value:
     return
   config = ml_collections.ConfigDict(_CONFIG.value.to_dict())
   config.data.train_path = paths["train"]
   config.data.test_path = paths["test_noisy"]
   config.train.final_eval = False
-  t0 = time.time()
   cli.start_jax(workdir)
+  done = os.path.isdir(checkpointing.checkpoint_dir(workdir)) and (
+      checkpointing.manager(workdir, read_only=True).latest_step() ==
+      config.train.max_updates * config.train.accum_steps)
+  t0 = time.time()
   train_lib.train_and_evaluate(config, workdir)
-  minutes = (time.time() - t0) / 60
+  if not done:   # a resumed run adds to the time already recorded
+    _timings(workdir, train_s=time.time() - t0 + _timings(workdir).get(
+        "train_s", 0.0))
   model, step, results = score(config, workdir, paths)
-  with open(os.path.join(workdir, "default_model_results.json"), "w") as f:
-    json.dump({"step": step, "train_minutes": minutes, **results}, f,
-              indent=1)
+  from opformer_jax import fileio
+  fileio.write_text(os.path.join(workdir, "default_model_results.json"),
+                    json.dumps({"step": step, **_timings(workdir), **results},
+                               indent=1))
   if _EXPORT.value:
     config.data.train_path = None
     config.data.test_path = None
-    out = pretrained.save(model, config, _EXPORT.value,
-                          card=card_text(config, step, results, minutes))
+    out = pretrained.save(model, config, _EXPORT.value, card=card_text(
+        config, step, results, _timings(workdir)))
     print("exported " + ", ".join(out))
 
 
