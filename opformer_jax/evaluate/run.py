@@ -13,7 +13,7 @@ maps) into `workdir/eval/step_<N>/`.
 with `max_clips`), `headline` gives the number a run is selected by.
 """
 
-import logging
+from absl import logging
 import os
 
 import jax
