@@ -113,9 +113,10 @@ def _lift(model_config, apply_fn, view):
 
 def _errors(pose, view, default_size):
   name, kp2d, conf, kp3d, _, focal, centre = view
-  if default_size:
-    pose = pose * trajectory.metric_scale(pose, "h36m17")
   window = max(1, round(_FPS.value * trajectory.SMOOTH_S)) | 1
+  if default_size:
+    pose = pose * trajectory.metric_scale(pose, "h36m17",
+                                          window=window)[:, None, None]
   got = trajectory.root_trajectory(pose, kp2d, conf, focal_px=focal,
                                    principal_px=centre, window=window)
   root = kp3d[:, 0]

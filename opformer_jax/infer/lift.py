@@ -107,17 +107,18 @@ def _camera(track, opts: Options):
 
 def _metric(pose_px, kp2d, conf, track, layout, opts: Options):
   """Root-relative mm pose, the root's camera-frame path and their meta."""
+  fps = opts.fps or track.fps or 30.0
+  window = max(1, round(fps * trajectory.SMOOTH_S)) | 1
   if opts.mm_per_px:
     scale, source = opts.mm_per_px, "--mm_per_px"
   else:
-    scale = trajectory.metric_scale(pose_px, layout, opts.subject_height_mm)
+    scale = trajectory.metric_scale(pose_px, layout, opts.subject_height_mm,
+                                    window)[:, None, None]
     stature = opts.subject_height_mm or trajectory.DEFAULT_STATURE_MM
     source = (f"stature {stature:g} mm"
               f"{'' if opts.subject_height_mm else ' (default)'}")
   pose_mm = pose_px * scale
   size, focal, focal_source = _camera(track, opts)
-  fps = opts.fps or track.fps or 30.0
-  window = max(1, round(fps * trajectory.SMOOTH_S)) | 1
   root = trajectory.root_trajectory(
       pose_mm, kp2d, conf, focal_px=focal, principal_px=np.divide(size, 2),
       layout=layout, window=window)

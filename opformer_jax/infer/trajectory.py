@@ -4,12 +4,14 @@ The lifter predicts a root-relative pose; where the person is in the camera
 frame follows from the pinhole geometry once the body's metric size and
 the focal length are known:
 
-* Body scale. The lifted pose is scaled so its standing height (head joint
-  to ankles) is `HEAD_ANKLE_PER_STATURE` x the subject's stature
-  (`--subject_height_mm`, default `DEFAULT_STATURE_MM`). The height is
-  measured from the median bone lengths over the whole sequence (shin +
-  thigh + the trunk and neck chain, x `CHAIN_TO_STANDING`), so it does not
-  depend on posture: a squat or a sit does not shrink the subject.
+* Body scale. Each frame of the lifted pose is scaled so its standing
+  height (head joint to ankles) is `HEAD_ANKLE_PER_STATURE` x the
+  subject's stature (`--subject_height_mm`, default `DEFAULT_STATURE_MM`).
+  The height is the sum of the frame's shin, thigh and trunk-and-neck bone
+  lengths (x `CHAIN_TO_STANDING`), so it does not depend on posture (a
+  squat or a sit does not shrink the subject), under a running median over
+  `window` frames. Per frame, because a 2.5D (image-space) pose is in
+  pixels at the root's depth: its size carries the distance.
 * Focal length. `--focal_px`, else `default_focal_px`: a field of view of
   `DEFAULT_HFOV_DEG` across the image's longer side (typical of phone main
   cameras and webcams, which film 60-75 degrees across; an upright phone
@@ -79,6 +81,19 @@ def _chain(layout: str):
   return legs, trunk
 
 
+def _bone_lengths(pose, layout):
+  pose = np.asarray(pose, np.float64)
+  parents = np.asarray(skeleton.get_layout(layout).parents)
+  return np.linalg.norm(pose - pose[:, np.maximum(parents, 0)], axis=-1)
+
+
+def _chain_height(bones, layout):
+  """(..., J) bone lengths -> (...) standing heights."""
+  legs, trunk = _chain(layout)
+  return (bones[..., legs].sum(-1) / 2 + bones[..., trunk].sum(-1)
+          ) * CHAIN_TO_STANDING
+
+
 def body_height(pose, layout: str = "h36m17") -> float:
   """Standing head-to-ankle height of a pose sequence, in its units.
 
@@ -89,18 +104,35 @@ def body_height(pose, layout: str = "h36m17") -> float:
     pose: (F, J, 3) joints (any origin).
     layout: joint order.
   """
-  pose = np.asarray(pose, np.float64)
-  parents = np.asarray(skeleton.get_layout(layout).parents)
-  legs, trunk = _chain(layout)
-  bone = np.median(np.linalg.norm(pose - pose[:, np.maximum(parents, 0)],
-                                  axis=-1), axis=0)           # (J,)
-  return float((bone[legs].sum() / 2 + bone[trunk].sum()) * CHAIN_TO_STANDING)
+  bones = np.median(_bone_lengths(pose, layout), axis=0)
+  return float(_chain_height(bones, layout))
 
 
-def metric_scale(pose, layout: str, stature_mm: float | None = None) -> float:
-  """The factor taking `pose` to mm for a subject of `stature_mm`."""
+def metric_scale(pose, layout: str = "h36m17",
+                 stature_mm: float | None = None,
+                 window: int = 1) -> np.ndarray:
+  """Per-frame factors taking `pose` to mm for a subject of `stature_mm`.
+
+  Each frame's standing height (as `body_height`, from that frame's bones)
+  is taken to `HEAD_ANKLE_PER_STATURE` x the stature, after a running
+  median over `window` frames. Per frame, because an image-space (2.5D)
+  pose is in pixels at the root's depth: it shrinks as the person walks
+  away, and one factor for the whole track would hide that.
+
+  Args:
+    pose: (F, J, 3) root-relative pose, any unit.
+    layout: joint order.
+    stature_mm: the subject's standing height; None = `DEFAULT_STATURE_MM`.
+    window: frames of the running median on the heights.
+
+  Returns:
+    (F,) float64 mm per pose unit.
+  """
   stature_mm = stature_mm or DEFAULT_STATURE_MM
-  return stature_mm * HEAD_ANKLE_PER_STATURE / body_height(pose, layout)
+  heights = _running_log_median(
+      _chain_height(_bone_lengths(pose, layout), layout), window,
+      "the pose has no size (all joints at one point)")
+  return stature_mm * HEAD_ANKLE_PER_STATURE / heights
 
 
 def frame_depths(pose_mm, kp2d_px, conf, focal_px: float, principal_px,
@@ -139,19 +171,26 @@ def frame_depths(pose_mm, kp2d_px, conf, focal_px: float, principal_px,
   return depth
 
 
+def _running_log_median(values, window: int, empty: str) -> np.ndarray:
+  """Running median of log(values) over `window` frames (edges: nearest);
+  frames without a positive value take their neighbours'."""
+  values = np.asarray(values, np.float64)
+  ok = np.isfinite(values) & (values > 0)
+  if not ok.any():
+    raise ValueError(empty)
+  frames = np.arange(len(values))
+  log_v = np.interp(frames, frames[ok], np.log(values[ok]))
+  if window > 1:
+    log_v = ndimage.median_filter(log_v, size=int(window), mode="nearest")
+  return np.exp(log_v)
+
+
 def smooth_depths(depth, window: int) -> np.ndarray:
   """Running median of log depth over `window` frames (edges: nearest);
   frames without a valid depth take their neighbours' value."""
-  depth = np.asarray(depth, np.float64)
-  ok = np.isfinite(depth) & (depth > 0)
-  if not ok.any():
-    raise ValueError("no frame gives a root depth: the 2D keypoints have "
-                     "no spread (all joints at one point?)")
-  frames = np.arange(len(depth))
-  log_z = np.interp(frames, frames[ok], np.log(depth[ok]))
-  if window > 1:
-    log_z = ndimage.median_filter(log_z, size=int(window), mode="nearest")
-  return np.exp(log_z)
+  return _running_log_median(
+      depth, window, "no frame gives a root depth: the 2D keypoints have "
+      "no spread (all joints at one point?)")
 
 
 def root_trajectory(pose_mm, kp2d_px, conf=None, *, focal_px: float,

@@ -62,9 +62,13 @@ def test_mm_outputs_trajectory_and_bvh(tmp_path):
                          str(tmp_path / "out"), opts)
   res = np.load(tmp_path / "out" / "track.npz")
   meta = json.loads(str(res["meta"]))
-  # The stature sets the scale: head-to-ankle height 0.9 x 1800 mm.
-  height = trajectory.body_height(res["pose3d_mm"], "h36m17")
-  assert height == pytest.approx(0.9 * 1800.0, rel=1e-4)
+  # The stature sets the scale, frame by frame (a 0.5 s running median of
+  # the heights: 15 frames at the default 30 fps): head to ankles 0.9 x
+  # 1800 mm.
+  scale = trajectory.metric_scale(res["pose3d_px"], "h36m17", 1800.0, 15)
+  np.testing.assert_allclose(res["pose3d_mm"],
+                             res["pose3d_px"] * scale[:, None, None],
+                             rtol=1e-5)
   # The root path: on the 2D root's rays through the image centre, at the
   # depth `trajectory` gives this pose with this focal length.
   root = res["root_cam_mm"]
@@ -100,8 +104,10 @@ def test_default_focal_and_stature(tmp_path):
   assert meta["focal_px"] == pytest.approx(
       320 / np.tan(np.radians(trajectory.DEFAULT_HFOV_DEG / 2)))
   assert meta["scale"] == "stature 1700 mm (default)"
-  assert trajectory.body_height(res["pose3d_mm"]) == pytest.approx(
-      0.9 * trajectory.DEFAULT_STATURE_MM, rel=1e-4)
+  scale = trajectory.metric_scale(res["pose3d_px"], "h36m17", 1700.0, 15)
+  np.testing.assert_allclose(res["pose3d_mm"],
+                             res["pose3d_px"] * scale[:, None, None],
+                             rtol=1e-5)
 
 
 def test_mpi_model_gets_its_joint_order(tmp_path):

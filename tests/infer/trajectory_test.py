@@ -81,6 +81,23 @@ def test_exact_on_pinhole_projections():
   np.testing.assert_allclose(got, root * 1.1, rtol=1e-9)
 
 
+def test_a_2p5d_pose_in_pixels_walking_away():
+  """An image-space (2.5D) pose is in px at the root's depth: it shrinks as
+  the person recedes. Scaled frame by frame to the stature, it gives the
+  metric pose back, and so the path."""
+  _, root = _moving(40, seed=3)
+  pose = _STAND * np.ones((40, 1, 1))      # rigid: its height is exact
+  focal, centre = 1100.0, np.array([960.0, 540.0])
+  kp2d = _project(pose + root[:, None], focal, centre)
+  pose_px = pose * focal / root[:, 2:3, None]         # 2.5D label units
+  stature = trajectory.body_height(pose) / trajectory.HEAD_ANKLE_PER_STATURE
+  scale = trajectory.metric_scale(pose_px, "h36m17", stature)
+  np.testing.assert_allclose(scale, root[:, 2] / focal, rtol=1e-9)
+  got = trajectory.root_trajectory(pose_px * scale[:, None, None], kp2d,
+                                   focal_px=focal, principal_px=centre)
+  np.testing.assert_allclose(got, root, rtol=1e-9)
+
+
 def test_confidence_weights_and_running_median():
   pose, root = _moving(21, seed=1)
   focal, centre = 1000.0, np.array([500.0, 500.0])
