@@ -25,6 +25,26 @@ from opformer_jax import optimizer as optimizer_lib
 from opformer_jax import train
 
 
+# Human3.6M training split (S1, S5, S6, S7, S8; PROTOCOL.md §2.1): frames at
+# 50 fps, and videos = 5 subjects x 30 takes x 4 cameras.
+H36M_TRAIN_FRAMES = 1_559_752
+H36M_TRAIN_VIDEOS = 600
+
+
+def h36m_train_clips(num_frames: int, stride: int) -> int:
+  """Estimated training clips per Human3.6M epoch at (T, stride).
+
+  Each video of n frames gives floor((n - T) / stride) + 1 clips (tails
+  dropped, as MotionBERT's `split_clips`); the floor loses on average
+  (stride - 1) / (2 stride) of a clip per video, so over V videos and N
+  frames: (N - V T) / stride + V (stride + 1) / (2 stride). At T = 243,
+  stride 81 this gives 17,760 (MotionBERT's loader logs 17,748); at T = 27,
+  stride 9, 171,839.
+  """
+  n, v = H36M_TRAIN_FRAMES, H36M_TRAIN_VIDEOS
+  return round((n - v * num_frames) / stride + v * (stride + 1) / (2 * stride))
+
+
 @dataclasses.dataclass
 class Timing:
   """Seconds per call over repeats."""
@@ -45,14 +65,44 @@ class Timing:
 
 def time_calls(fn, repeats: int, warmup: int = 1) -> Timing:
   """Times `fn()` (which must block until its work is done)."""
+  return alternate({"fn": fn}, repeats, warmup)["fn"]
+
+
+def alternate(fns: dict, repeats: int, warmup: int = 1) -> dict:
+  """Times several `fn()`s in one process, interleaved call by call.
+
+  On a shared machine the load drifts over seconds; interleaving (and
+  reversing the order every other round) exposes every function to the
+  same drift, so their ratio is meaningful even when each time is not.
+
+  Returns:
+    name -> Timing.
+  """
+  names = list(fns)
   for _ in range(warmup):
-    fn()
-  times = []
-  for _ in range(repeats):
-    t0 = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - t0)
-  return Timing(times)
+    for name in names:
+      fns[name]()
+  times = {name: [] for name in names}
+  for r in range(repeats):
+    for name in (names if r % 2 == 0 else names[::-1]):
+      t0 = time.perf_counter()
+      fns[name]()
+      times[name].append(time.perf_counter() - t0)
+  return {name: Timing(t) for name, t in times.items()}
+
+
+# Dense bf16 tensor-core peaks from the vendors' data sheets, TFLOP/s
+# (without sparsity), by a substring of `jax.Device.device_kind`.
+NOMINAL_BF16_TFLOPS = (("H100 PCIe", 756), ("H100 NVL", 835), ("H100", 989),
+                       ("H200", 989), ("A100", 312), ("L4", 121))
+
+
+def nominal_peak_gflops(device_kind: str) -> float | None:
+  """The data-sheet dense bf16 GFLOP/s of a known GPU, else None."""
+  for name, tflops in NOMINAL_BF16_TFLOPS:
+    if name in device_kind:
+      return tflops * 1e3
+  return None
 
 
 def matmul_peak(n: int | None = None, dtype=None, repeats: int = 10) -> dict:
@@ -74,63 +124,128 @@ def matmul_peak(n: int | None = None, dtype=None, repeats: int = 10) -> dict:
           "gflops_best": flops / t.min / 1e9}
 
 
-def _batch(b, t, j=17, seed=0):
+def random_batch(b, t, j=17, seed=0) -> dict:
+  """A (B, T, J, 3) float32 numpy batch of the train step's fields."""
   rng = np.random.default_rng(seed)
-  return {"kp2d": jnp.asarray(rng.normal(size=(b, t, j, 3)), jnp.float32),
-          "kp3d": jnp.asarray(rng.normal(size=(b, t, j, 3)), jnp.float32),
-          "scale_mm": jnp.full((b, t), 500.0, jnp.float32)}
+  return {"kp2d": rng.normal(size=(b, t, j, 3)).astype(np.float32),
+          "kp3d": rng.normal(size=(b, t, j, 3)).astype(np.float32),
+          "scale_mm": np.full((b, t), 500.0, np.float32)}
 
 
-def train_step(config: ml_collections.ConfigDict, batch_size: int,
-               steps: int) -> dict:
-  """Compile and steady-state time of one micro-step (fwd + bwd + update)."""
-  model = model_lib.build_model(config.model, config.seed)
+def rates(timing: Timing, gflop: float, batch_size: int, t: int) -> dict:
+  """GFLOP/s, clips/s and frames/s at the median time."""
+  return {"timing": timing, "gflop": gflop,
+          "gflops": gflop / timing.median,
+          "clips_per_s": batch_size / timing.median,
+          "frames_per_s": batch_size * t / timing.median}
+
+
+def train_runner(config: ml_collections.ConfigDict, batch: dict,
+                 model=None, compiler_options=None):
+  """The jitted train micro-step (fwd + bwd + update), compiled ahead.
+
+  Args:
+    config: the experiment config.
+    batch: numpy arrays from `random_batch`.
+    model: the OPFormer to train (default: built from `config`); its
+      arrays are donated to the step, so it is unusable afterwards.
+    compiler_options: XLA options for this executable only (e.g.
+      {'xla_cpu_enable_fast_math': True}), so variants can alternate in
+      one process.
+
+  Returns:
+    (run, info): `run(batch=None, block=True)` takes one step (on `batch`,
+    host arrays copied to the device, or on the fixed one) and waits for
+    it when `block`; info has 'trace_lower_s' and 'compile_s'.
+  """
+  model = model or model_lib.build_model(config.model, config.seed)
   opt = nnx.Optimizer(model, optimizer_lib.make(config, 1000),
                       wrt=nnx.Param)
   graphdef, state = nnx.split((model, opt))
-  t = config.data.num_frames
-  batch = _batch(batch_size, t)
+  batch = jax.tree.map(jnp.asarray, batch)
   step_fn = jax.jit(train.make_train_step(graphdef, config),
                     donate_argnums=0)
   t0 = time.perf_counter()
   lowered = step_fn.lower(state, batch, jnp.int32(0))
   t1 = time.perf_counter()
-  compiled = lowered.compile()
+  compiled = lowered.compile(compiler_options)
   t2 = time.perf_counter()
   holder = {"state": state, "i": 0}
 
-  def run():
-    holder["state"], meas = compiled(holder["state"], batch,
+  def run(new_batch=None, block=True):
+    b = batch if new_batch is None else jax.device_put(new_batch)
+    holder["state"], meas = compiled(holder["state"], b,
                                      jnp.int32(holder["i"]))
     holder["i"] += 1
-    jax.block_until_ready(meas["loss"])
-  timing = time_calls(run, steps, warmup=2)
+    if block:
+      jax.block_until_ready(meas["loss"])
+    return meas
+  return run, {"trace_lower_s": t1 - t0, "compile_s": t2 - t1}
+
+
+def epoch(config: ml_collections.ConfigDict, batch_size: int,
+          num_clips: int, distinct_batches: int = 4) -> dict:
+  """Wall time of one training epoch of `num_clips` random clips.
+
+  Full batches only (`num_clips // batch_size` steps, as the input
+  pipeline); each step copies a host batch to the device (cycling over
+  `distinct_batches` pre-made ones, so data generation costs nothing) and
+  steps are dispatched without waiting, as in training; the clock stops
+  when the last step's loss is ready. Compilation is not counted.
+  """
+  t = config.data.num_frames
+  batches = [random_batch(batch_size, t, seed=i)
+             for i in range(distinct_batches)]
+  run, info = train_runner(config, batches[0])
+  run()  # warm-up: first-call allocations
+  steps = num_clips // batch_size
+  t0 = time.perf_counter()
+  for i in range(steps):
+    meas = run(batches[i % distinct_batches], block=False)
+  loss = float(meas["loss"]) if steps else float("nan")
+  seconds = time.perf_counter() - t0
+  return {**info, "steps": steps, "clips": steps * batch_size,
+          "seconds": seconds, "clips_per_s": steps * batch_size / seconds,
+          "final_loss": loss}
+
+
+def inference_runner(config: ml_collections.ConfigDict, kp2d, model=None,
+                     compiler_options=None):
+  """The jitted forward (evaluation mode, no flip), compiled ahead.
+
+  Returns:
+    (run, info) as `train_runner`; info has 'compile_s'.
+  """
+  model = model or model_lib.build_model(config.model, config.seed)
+  graphdef, state = nnx.split(model)
+  x = jnp.asarray(kp2d)
+  fwd = jax.jit(lambda s, x: nnx.merge(graphdef, s)(x))
+  t0 = time.perf_counter()
+  compiled = fwd.lower(state, x).compile(compiler_options)
+  compile_s = time.perf_counter() - t0
+  return (lambda: compiled(state, x).block_until_ready(),
+          {"compile_s": compile_s})
+
+
+def train_step(config: ml_collections.ConfigDict, batch_size: int,
+               steps: int) -> dict:
+  """Compile and steady-state time of one micro-step (fwd + bwd + update)."""
+  t = config.data.num_frames
+  run, info = train_runner(config, random_batch(batch_size, t))
   flops = 3 * model_lib.flops_per_clip(config.model, t)["total"] * batch_size
-  return {"trace_lower_s": t1 - t0, "compile_s": t2 - t1, "timing": timing,
-          "gflop_per_step": flops / 1e9,
-          "gflops": flops / timing.median / 1e9,
-          "clips_per_s": batch_size / timing.median,
-          "frames_per_s": batch_size * t / timing.median}
+  return {**info, "gflop_per_step": flops / 1e9,
+          **rates(time_calls(run, steps, warmup=2), flops / 1e9,
+                  batch_size, t)}
 
 
 def inference(config: ml_collections.ConfigDict, batch_size: int,
               repeats: int) -> dict:
   """Forward-only (evaluation mode, no flip) time per batch."""
-  model = model_lib.build_model(config.model, config.seed)
-  graphdef, state = nnx.split(model)
   t = config.data.num_frames
-  x = _batch(batch_size, t)["kp2d"]
-  fwd = jax.jit(lambda s, x: nnx.merge(graphdef, s)(x))
-  t0 = time.perf_counter()
-  compiled = fwd.lower(state, x).compile()
-  compile_s = time.perf_counter() - t0
-  timing = time_calls(lambda: compiled(state, x).block_until_ready(),
-                      repeats, warmup=2)
+  run, info = inference_runner(config, random_batch(batch_size, t)["kp2d"])
   flops = model_lib.flops_per_clip(config.model, t)["total"] * batch_size
-  return {"compile_s": compile_s, "timing": timing,
-          "gflops": flops / timing.median / 1e9,
-          "clips_per_s": batch_size / timing.median,
-          "frames_per_s": batch_size * t / timing.median}
+  return {**info, **rates(time_calls(run, repeats, warmup=2), flops / 1e9,
+                          batch_size, t)}
 
 
 def peak_memory() -> dict:

@@ -65,18 +65,27 @@ def gelu(x: jax.Array) -> jax.Array:
   return 0.5 * x * (1.0 + jax.lax.erf(x * np.sqrt(0.5).astype(x.dtype)))
 
 
+# How attention inside the OParts of the shared part block is computed:
+# 'grouped' gathers the tokens into padded OParts and vmaps over them (many
+# tiny L_p x L_p matrices); 'masked_dense' is one attention over all tokens
+# of a frame with a block-diagonal mask. Same function; the floating-point
+# results differ in the last bits.
+GROUP_IMPLS = ("grouped", "masked_dense")
+
+
 def _fold(key, i):
   return None if key is None else jax.random.fold_in(key, i)
 
 
-def attention_core(q, k, v, *, kv_len=None, impl="einsum", dropout_rate=0.0,
-                   key=None, return_weights=False):
+def attention_core(q, k, v, *, kv_len=None, mask=None, impl="einsum",
+                   dropout_rate=0.0, key=None, return_weights=False):
   """Multi-head scaled dot-product attention.
 
   Args:
     q, k, v: (N, L, H, D) queries, keys and values.
     kv_len: optional (N,) int number of valid keys; keys at positions >=
       kv_len are masked (padding of the shorter OParts).
+    mask: optional (L, L) bool, True where query i may attend to key j.
     impl: 'einsum' (plain XLA ops, can return weights), 'xla' or 'cudnn'
       (`jax.nn.dot_product_attention`; 'cudnn' needs a GPU and bf16).
     dropout_rate, key: attention-probability dropout (einsum only).
@@ -88,7 +97,8 @@ def attention_core(q, k, v, *, kv_len=None, impl="einsum", dropout_rate=0.0,
   if impl in ("xla", "cudnn") and not return_weights and (
       dropout_rate == 0.0 or key is None):
     return jax.nn.dot_product_attention(
-        q, k, v, key_value_seq_lengths=kv_len,
+        q, k, v, mask=None if mask is None else mask[None, None],
+        key_value_seq_lengths=kv_len,
         implementation=None if impl == "xla" else "cudnn")
   scale = q.shape[-1] ** -0.5
   # Head-major operands for the two batched matmuls: explicit transposes
@@ -102,6 +112,8 @@ def attention_core(q, k, v, *, kv_len=None, impl="einsum", dropout_rate=0.0,
     valid = jnp.arange(k.shape[2])[None, :] < kv_len[:, None]  # (N, Lk)
     logits = jnp.where(valid[:, None, None, :], logits,
                        jnp.finfo(jnp.float32).min)
+  if mask is not None:
+    logits = jnp.where(mask, logits, jnp.finfo(jnp.float32).min)
   weights = jax.nn.softmax(logits, axis=-1)
   probs = dropout(weights, dropout_rate, key).astype(v.dtype)
   out = (probs @ v).transpose(0, 2, 1, 3)
@@ -112,11 +124,15 @@ class Attention(nnx.Module):
   """Multi-head self-attention over the token axis of (N, L, C) inputs."""
 
   def __init__(self, dim: int, num_heads: int, *, qkv_bias=True,
-               attn_drop=0.0, proj_drop=0.0, impl="einsum", dtype=None,
-               rngs: nnx.Rngs):
+               attn_drop=0.0, proj_drop=0.0, impl="einsum",
+               group_impl="grouped", dtype=None, rngs: nnx.Rngs):
     if dim % num_heads:
       raise ValueError(f"model.dim={dim} is not divisible by "
                        f"model.num_heads={num_heads}")
+    if group_impl not in GROUP_IMPLS:
+      raise ValueError(f"model.part_attention={group_impl!r}; expected one "
+                       f"of {GROUP_IMPLS}")
+    self.group_impl = group_impl
     self.num_heads = num_heads
     self.attn_drop = attn_drop
     self.proj_drop = proj_drop
@@ -130,7 +146,9 @@ class Attention(nnx.Module):
                return_weights=False):
     """Args: x (N, L, C); kv_len (N,) valid keys; groups: a
     `skeleton.PartTable` whose OParts partition the L tokens (attention
-    then runs inside each group only, vmapped over the groups)."""
+    then runs inside each group only: vmapped over the padded groups, or,
+    with group_impl 'masked_dense', over all L tokens with a block-diagonal
+    mask; the weights are always returned per group)."""
     n, l, c = x.shape
     qkv = self.qkv(x).reshape(n, l, 3, self.num_heads, c // self.num_heads)
     q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
@@ -139,12 +157,25 @@ class Attention(nnx.Module):
         return_weights=return_weights)
     if groups is None:
       res = attend(q, k, v, kv_len=kv_len, key=_fold(key, 0))
+    elif self.group_impl == "masked_dense" and not return_weights:
+      res = attend(q, k, v, mask=jnp.asarray(group_mask(groups)),
+                   key=_fold(key, 0))
     else:
       res = _grouped(attend, q, k, v, groups, _fold(key, 0))
     out, weights = res if return_weights else (res, None)
     out = self.proj(out.reshape(n, l, c))
     out = dropout(out, self.proj_drop, _fold(key, 1))
     return (out, weights) if return_weights else out
+
+
+def group_mask(table) -> np.ndarray:
+  """(L, L) bool: token i attends to token j iff they share an OPart."""
+  n_tok = len(table.token_joints)
+  mask = np.zeros((n_tok, n_tok), bool)
+  for p, n in enumerate(table.part_len):
+    toks = table.group_tokens[p, :n]
+    mask[np.ix_(toks, toks)] = True
+  return mask
 
 
 def _grouped(attend, q, k, v, table, key):
@@ -191,11 +222,11 @@ class Block(nnx.Module):
 
   def __init__(self, dim: int, num_heads: int, mlp_ratio: float, *,
                qkv_bias=True, drop=0.0, attn_drop=0.0, impl="einsum",
-               eps=1e-6, dtype=None, rngs: nnx.Rngs):
+               group_impl="grouped", eps=1e-6, dtype=None, rngs: nnx.Rngs):
     self.norm1 = nnx.LayerNorm(dim, epsilon=eps, dtype=dtype, rngs=rngs)
     self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias,
                           attn_drop=attn_drop, proj_drop=drop, impl=impl,
-                          dtype=dtype, rngs=rngs)
+                          group_impl=group_impl, dtype=dtype, rngs=rngs)
     self.norm2 = nnx.LayerNorm(dim, epsilon=eps, dtype=dtype, rngs=rngs)
     self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=drop, dtype=dtype,
                    rngs=rngs)

@@ -169,7 +169,9 @@ class Loop(nnx.Module):
     block_fn = lambda r: layers.Block(
         cfg.dim, cfg.num_heads, cfg.mlp_ratio, qkv_bias=cfg.qkv_bias,
         drop=cfg.drop_rate, attn_drop=cfg.attn_drop_rate,
-        impl=cfg.attention_impl, eps=cfg.ln_eps, dtype=dtype, rngs=r)
+        impl=cfg.attention_impl,
+        group_impl=cfg.get("part_attention", "grouped"), eps=cfg.ln_eps,
+        dtype=dtype, rngs=r)
     self.use_part = cfg.variant != "temporal_spatial"
     self.use_spatial = cfg.variant != "temporal_part"
     self.part = PartBranch(cfg, block_fn, rngs=rngs) if self.use_part \
@@ -251,6 +253,7 @@ class OPFormer(nnx.Module):
     self.pos_t = nnx.Param(init(rngs.params(), (cfg.max_frames, dim)))
 
     self.scan_layers = cfg.scan_layers
+    self.scan_unroll = cfg.get("scan_unroll", 1)
     if cfg.scan_layers:
       @nnx.split_rngs(splits=cfg.depth)
       @nnx.vmap(in_axes=(0,), out_axes=0)
@@ -323,7 +326,8 @@ class OPFormer(nnx.Module):
 
     if self.scan_layers:
       h, maps = nnx.scan(step, in_axes=(nnx.Carry, 0, 0),
-                         out_axes=(nnx.Carry, 0))(h, self.loops, xs)
+                         out_axes=(nnx.Carry, 0),
+                         unroll=self.scan_unroll)(h, self.loops, xs)
     else:
       maps = []
       for i, loop in enumerate(self.loops):
