@@ -275,13 +275,14 @@ def load_model(config=None, workdir=None, model_dir=None, step="best"):
         "(python -m opformer_jax.train), or no --workdir for the bundled "
         "default model"))
   from opformer_jax import checkpointing  # pylint: disable=g-import-not-at-top
-  if config is None:
-    config = _checkpoint_config(workdir, step)
   try:
+    if config is None:
+      config = _checkpoint_config(workdir, step)
     model, step, _ = checkpointing.restore_model(config, workdir, step)
-  except ValueError as e:   # a --config that describes another model
-    raise errors.ConfigError(f"{e}; expected the run's own config, or no "
-                             "--config (the checkpoint stores it)") from e
+  except FileNotFoundError as e:   # no (such) step: resolve_step's message
+    if e.filename:
+      raise
+    raise errors.UserError(str(e)) from e
   return model, config, f"step {step} of {workdir}"
 
 
