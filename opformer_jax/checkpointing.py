@@ -224,6 +224,17 @@ def restore_train_state(mngr: ocp.CheckpointManager, step: int, *, model,
   return dict(out["meta"])
 
 
+def latest_meta(mngr: ocp.CheckpointManager) -> dict:
+  """The `meta` of the newest readable kept step ({} when there is none)."""
+  for step in sorted(mngr.all_steps(), reverse=True):
+    try:
+      return dict(_restore(mngr, step, dict(meta=ocp.args.JsonRestore()))[
+          "meta"])
+    except CheckpointError:
+      continue
+  return {}
+
+
 def set_aside(mngr: ocp.CheckpointManager, step: int) -> str:
   """Moves a damaged step out of the manager's sight, into
   `workdir/damaged_checkpoints/<step>` (never deleted or overwritten: a
@@ -300,7 +311,8 @@ def restore_model(config: ml_collections.ConfigDict, workdir: str,
   saved_model = ml_collections.ConfigDict(saved_cfg.get("model", {}))
   diff = {k: (saved_model[k], config.model[k]) for k in saved_model
           if k in config.model and saved_model[k] != config.model[k]
-          and k not in ("remat", "dtype", "attention_impl")}
+          and k not in ("remat", "dtype", "attention_impl",
+                        "part_attention", "scan_unroll")}
   if diff:
     raise errors.ConfigError(
         f"checkpoint {mngr.directory}/{step} was trained with a different "

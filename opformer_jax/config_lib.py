@@ -49,7 +49,11 @@ def model_config() -> ml_collections.ConfigDict:
   # False: a Python loop over L separate loops (slower compile, no stacked
   # activations to copy; different checkpoint layout).
   m.scan_layers = True
+  m.scan_unroll = 1            # Loops per scan iteration (model.py).
   m.attention_impl = "einsum"  # 'einsum', 'xla' or 'cudnn' (GPU, bf16).
+  # OPart attention: 'grouped' (padded parts, vmapped) or 'masked_dense'
+  # (one attention over the frame's tokens, block-diagonal mask).
+  m.part_attention = "grouped"
   m.ln_eps = 1e-6
   return m
 
@@ -78,12 +82,23 @@ def train_config() -> ml_collections.ConfigDict:
   t.batch_size = 4             # Micro-batch (global, over all devices).
   t.accum_steps = 8            # optax.MultiSteps: 4 x 8 = 32 clips/update.
   t.num_epochs = 120
-  t.max_updates = -1           # >0: stop after this many optimizer updates.
+  t.max_updates = -1           # >0: stop after this many optimizer updates
+                               # (the lr schedule is not shortened).
+  # A budget instead of epochs: '2h', '90m', '45s' (wall clock, from a timed
+  # warm-up of real steps) or '5000u' / '5000updates'. It fixes the number of
+  # updates U at the start (recorded in the checkpoints, so a resumed run
+  # keeps it) and, with optim.schedule='auto', a warm-up + cosine lr over U.
+  t.budget = ""
+  t.budget_evals = 10          # Validations spread over a budgeted run.
+  t.budget_timing_steps = 10   # Timed train steps that size a time budget.
   t.log_every = 50             # Micro-steps between metric logs.
   t.eval_every_epochs = 1.0    # Validation (and best checkpoint) period;
                                # <= 0: no validation while training.
   t.checkpoint_every = 500     # Micro-steps between periodic checkpoints.
-  t.eval_max_clips = -1        # >0: validate on a prefix (fast feedback).
+  # >0: validate on a fixed subset of about this many test clips, the same
+  # stretch of every sequence (fast feedback); the final evaluation of the
+  # best step always uses the whole test split.
+  t.eval_max_clips = -1
   t.final_eval = True          # Full protocol on the best step at the end.
   t.compilation_cache = "~/.cache/opformer_jax/jax"
   return t
@@ -94,7 +109,13 @@ def optim_config() -> ml_collections.ConfigDict:
   o = ml_collections.ConfigDict()
   o.name = "adam"              # 'adam' (paper) or 'adamw' (MotionBERT).
   o.lr = 2e-4
+  # 'auto': 'exponential' (lr x lr_decay per epoch of updates, the paper's),
+  # or with a train.budget 'cosine'; 'cosine' / 'linear': warm-up over
+  # `warmup` of the run's updates, then decay to lr_floor x lr at its end.
+  o.schedule = "auto"
   o.lr_decay = 0.99            # x per epoch of optimizer updates.
+  o.warmup = 0.05
+  o.lr_floor = 0.01
   o.weight_decay = 0.0         # AdamW only; MotionBERT uses 0.01.
   o.b1 = 0.9
   o.b2 = 0.999

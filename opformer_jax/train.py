@@ -13,6 +13,7 @@ device of every process.
 import dataclasses
 import math
 import os
+import re
 import time
 
 from absl import logging
@@ -25,6 +26,8 @@ from flax import nnx
 from tqdm import tqdm
 
 from opformer_jax import checkpointing
+from opformer_jax import errors
+from opformer_jax.evaluate import protocols
 from opformer_jax.evaluate import run as evaluate
 from opformer_jax.data import dataset
 from opformer_jax.data import input_pipeline
@@ -78,28 +81,136 @@ def make_train_step(graphdef, config: ml_collections.ConfigDict):
   return train_step
 
 
+_BUDGET = re.compile(r"^(\d+(?:\.\d*)?)(h|m|s|u|updates)$")
+_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0}
+
+
+def parse_budget(budget: str) -> tuple[str, float] | None:
+  """`train.budget` -> ('seconds', s) or ('updates', n); '' -> None.
+
+  '2h' -> ('seconds', 7200.0), '90m', '45s', '1.5h'; '5000u' and
+  '5000updates' -> ('updates', 5000.0).
+  """
+  text = str(budget or "").strip().lower().replace(" ", "")
+  if not text:
+    return None
+  match = _BUDGET.match(text)
+  if not match or float(match.group(1)) <= 0:
+    raise errors.ConfigError(
+        f"train.budget={budget!r}; expected a duration (2h, 90m, 45s) or a "
+        "number of optimizer updates (5000u, 5000updates)")
+  value, unit = float(match.group(1)), match.group(2)
+  if unit in _SECONDS:
+    return "seconds", value * _SECONDS[unit]
+  if value != int(value):
+    raise errors.ConfigError(f"train.budget={budget!r}; expected a whole "
+                             "number of updates")
+  return "updates", value
+
+
 @dataclasses.dataclass(frozen=True)
 class Plan:
-  """The length of a run and the period of its work, in micro-steps."""
+  """The length of a run and the period of its work.
+
+  Attributes:
+    steps_per_epoch: micro-steps in one epoch.
+    total_steps: the micro-step this invocation stops at.
+    eval_every: micro-steps between validations (None: none).
+    total_updates: U, the updates the lr schedule spans.
+    schedule: the lr schedule's shape ('exponential', 'cosine', 'linear').
+    budget: the `train.budget` that fixed U ('' for epochs).
+  """
   steps_per_epoch: int
   total_steps: int
-  eval_every: int | None       # None: no validation while training
+  eval_every: int | None
+  total_updates: int
+  schedule: str
+  budget: str = ""
 
   def is_eval_step(self, step: int) -> bool:
     return self.eval_every is not None and (
         step % self.eval_every == 0 or step == self.total_steps)
 
+  def record(self) -> dict | None:
+    """What a checkpoint keeps so that a resumed run has this plan."""
+    if not self.budget:
+      return None   # epochs: the config alone gives the same plan
+    return {"budget": self.budget, "total_updates": self.total_updates,
+            "schedule": self.schedule}
 
-def make_plan(config: ml_collections.ConfigDict, n_clips: int) -> Plan:
-  """Epochs (capped by `train.max_updates`) -> micro-steps."""
-  t = config.train
+
+def make_plan(config: ml_collections.ConfigDict, n_clips: int,
+              total_updates: int | None = None,
+              recorded: dict | None = None) -> Plan:
+  """The run's plan from epochs, or from a budget of `total_updates`.
+
+  Args:
+    config: the experiment config.
+    n_clips: training clips per epoch.
+    total_updates: U of a budgeted run (`train.budget`).
+    recorded: `Plan.record()` of the checkpoint being resumed; it wins.
+  """
+  t, o = config.train, config.optim
   steps_per_epoch = input_pipeline.steps_per_epoch(n_clips, t.batch_size)
-  total_steps = steps_per_epoch * t.num_epochs
+  budget = recorded["budget"] if recorded else (t.budget or "")
+  if recorded:
+    total_updates, schedule = recorded["total_updates"], recorded["schedule"]
+  else:
+    schedule = o.schedule if o.schedule != "auto" else (
+        "cosine" if budget else "exponential")
+  if budget:
+    full_steps = total_updates * t.accum_steps
+    eval_every = (max(1, full_steps // t.budget_evals)
+                  if t.budget_evals > 0 else None)
+  else:
+    full_steps = steps_per_epoch * t.num_epochs
+    total_updates = max(1, full_steps // t.accum_steps)
+    eval_every = (max(1, round(t.eval_every_epochs * steps_per_epoch))
+                  if t.eval_every_epochs > 0 else None)
+  total_steps = full_steps
   if t.max_updates > 0:
     total_steps = min(total_steps, t.max_updates * t.accum_steps)
-  eval_every = (max(1, round(t.eval_every_epochs * steps_per_epoch))
-                if t.eval_every_epochs > 0 else None)
-  return Plan(steps_per_epoch, total_steps, eval_every)
+  return Plan(steps_per_epoch, total_steps, eval_every, total_updates,
+              schedule, budget)
+
+
+class Validator:
+  """Validation while training: the headline MPJPE of a model on the test
+  split, or on its fixed subset when `train.eval_max_clips` > 0. The split
+  is loaded once and the jitted forward built once."""
+
+  def __init__(self, config: ml_collections.ConfigDict, workdir: str):
+    self.config = config
+    path = config.data.test_path
+    if config.train.eval_max_clips > 0:
+      centered = protocols.protocol_class(config).eval_mode == "centered"
+      path = sources.validation_subset(
+          path, os.path.join(workdir, "validation_subset.npz"),
+          config.train.eval_max_clips, config.data.num_frames,
+          config.data.test_stride, centered=centered)
+    self.data = evaluate.load_test_data(config, path)
+    self.protocol = protocols.for_config(config, self.data)
+    self._predict = None
+
+  def __call__(self, model) -> float:
+    if self._predict is None:
+      self._predict = evaluate.make_predict(nnx.graphdef(model), self.config)
+    res = evaluate.run_protocol(
+        evaluate.make_predict_fn(model, self.config, self._predict),
+        self.config, progress=False, data=self.data, protocol=self.protocol)
+    return evaluate.headline(res, self.config, self.protocol)
+
+
+def _build_state(config, plan: Plan, mesh):
+  """Model and optimizer of `plan`, replicated over `mesh`."""
+  model = model_lib.build_model(config.model, config.seed)
+  opt = nnx.Optimizer(
+      model, optimizer_lib.make(config, plan.steps_per_epoch,
+                                plan.total_updates, plan.schedule),
+      wrt=nnx.Param)
+  nnx.update((model, opt), parallel.replicate(nnx.state((model, opt)),
+                                              mesh))
+  return model, opt
 
 
 class Trainer:
@@ -107,33 +218,29 @@ class Trainer:
 
   The loop (`run`) calls small helpers for what happens between steps:
   `_log` (metrics), `_check_finite` (stop on NaN / inf), `_save`
-  (checkpoint) and `_validate`.
+  (checkpoint) and `_validate_and_save`.
   """
 
-  def __init__(self, config, workdir: str, mesh, plan: Plan, train_ds):
-    self.config, self.plan = config, plan
+  def __init__(self, config, mngr, mesh, plan: Plan, train_ds,
+               validator: Validator | None):
+    self.config, self.plan, self.mngr = config, plan, mngr
+    self.validator = validator
     self.is_main = jax.process_index() == 0
-    model = model_lib.build_model(config.model, config.seed)
-    opt = nnx.Optimizer(
-        model, optimizer_lib.make(config, plan.steps_per_epoch),
-        wrt=nnx.Param)
-    nnx.update((model, opt), parallel.replicate(nnx.state((model, opt)),
-                                                mesh))
+    model, opt = _build_state(config, plan, mesh)
     self.n_params = model_lib.count_params(model)
-    self.mngr = checkpointing.manager(workdir)
     self.data_iter = iter(train_ds)
     self.step, self.best = 0, math.inf
     self._resume(model, opt, parallel.replicated(mesh))
     self.last_good = self.mngr.latest_step()
     self._unsealed = None   # the step whose save may still be running
-    self._predict = evaluate.make_predict(nnx.graphdef(model), config)
     self.graphdef, self.state = nnx.split((model, opt))
     state_sharding = jax.tree.map(lambda x: x.sharding, self.state)
     self._step_fn = jax.jit(make_train_step(self.graphdef, config),
                             donate_argnums=0,
                             out_shardings=(state_sharding, None))
     self.mesh = mesh
-    self.writer = metric_writer.MetricWriter(workdir)
+    self.writer = metric_writer.MetricWriter(os.path.dirname(
+        str(mngr.directory)))
     self._pending = []  # device scalars not yet checked for NaN / inf
     self._clock = (time.perf_counter(), 0)  # (start, clips since start)
 
@@ -221,7 +328,7 @@ class Trainer:
 
   def _validate_and_save(self, bar) -> None:
     self._check_finite()
-    val = self._validate()
+    val = self.validator(nnx.merge(self.graphdef, self.state)[0])
     self.best = min(self.best, val)
     self.writer.write(self.step, {"val_mpjpe": val,
                                   "best_val_mpjpe": self.best})
@@ -232,24 +339,131 @@ class Trainer:
     self._save(val)
     self._clock = (time.perf_counter(), 0)
 
-  def _validate(self) -> float:
-    model, _ = nnx.merge(self.graphdef, self.state)
-    res = evaluate.run_protocol(
-        evaluate.make_predict_fn(model, self.config, self._predict),
-        self.config, max_clips=self.config.train.eval_max_clips,
-        progress=False)
-    return evaluate.headline(res, self.config)
-
   def _save(self, val_mpjpe: float | None = None) -> None:
     checkpointing.seal(self.mngr, self._unsealed)
     model, opt = nnx.merge(self.graphdef, self.state)
+    meta = {"step": self.step, "epoch": self.step / self.plan.steps_per_epoch,
+            "best_val_mpjpe": self.best, "val_mpjpe": val_mpjpe}
+    if self.plan.record():
+      meta["plan"] = self.plan.record()
     checkpointing.save(
         self.mngr, self.step, model=model, optimizer=opt,
         data_iter=self.data_iter, config=self.config, val_mpjpe=val_mpjpe,
-        meta={"step": self.step,
-              "epoch": self.step / self.plan.steps_per_epoch,
-              "best_val_mpjpe": self.best, "val_mpjpe": val_mpjpe})
+        meta=meta)
     self.last_good = self._unsealed = self.step
+
+
+def time_budget_updates(seconds: float, spent: float, *, compile_s: float,
+                        update_s: float, val_s: float, num_vals: int,
+                        final_s: float) -> int:
+  """Optimizer updates that fit in a wall-clock budget.
+
+  Args:
+    seconds: the budget.
+    spent: seconds already used (start-up, the timed warm-up).
+    compile_s: the training step's compilation, still to come.
+    update_s: seconds per optimizer update (accumulation included).
+    val_s, num_vals: seconds per validation and validations planned.
+    final_s: the final evaluation of the best step.
+
+  Raises:
+    ConfigError: not even one update fits.
+  """
+  left = seconds - spent - compile_s - val_s * num_vals - final_s
+  updates = int(left // update_s) if left > 0 else 0
+  if updates < 1:
+    raise errors.ConfigError(
+        f"train.budget of {seconds:.0f} s is too short: start-up took "
+        f"{spent:.0f} s, {num_vals} validations need {val_s * num_vals:.0f}"
+        f" s, the final evaluation {final_s:.0f} s and one update "
+        f"{update_s:.2f} s; expected a longer budget, or fewer "
+        "train.budget_evals / a smaller train.eval_max_clips")
+  return updates
+
+
+def _timed_warm_up(config, mesh, train_ds, plan: Plan,
+                   validator: Validator | None) -> dict:
+  """Times real train steps and one validation on a throwaway copy of the
+  model (the run itself starts from the initial state and the first batch).
+
+  Returns:
+    {'compile_s' (first step minus a steady one), 'step_s' (per micro-step),
+    'val_s' (one validation, 0 without), 'steps' (timed)}.
+  """
+  model, opt = _build_state(config, plan, mesh)
+  graphdef, state = nnx.split((model, opt))
+  step_fn = jax.jit(make_train_step(graphdef, config), donate_argnums=0)
+  data_iter = iter(train_ds)
+  n = max(1, config.train.budget_timing_steps)
+  times = []
+  for i in range(n + 1):
+    start = time.perf_counter()
+    batch = parallel.to_global(
+        {k: v for k, v in next(data_iter).items() if k in _DEVICE_KEYS}, mesh)
+    state, meas = step_fn(state, batch, jnp.asarray(i, jnp.int32))
+    jax.block_until_ready(meas)
+    times.append(time.perf_counter() - start)
+  step_s = float(np.mean(times[1:]))
+  val_s = 0.0
+  if validator is not None:
+    start = time.perf_counter()
+    validator(nnx.merge(graphdef, state)[0])
+    val_s = time.perf_counter() - start
+  return {"compile_s": max(0.0, times[0] - step_s), "step_s": step_s,
+          "val_s": val_s, "steps": n}
+
+
+def _budget_updates(config, mesh, train_ds, n_clips, validator,
+                    started: float) -> int:
+  """U for `train.budget` (timed when it is a duration)."""
+  kind, value = parse_budget(config.train.budget)
+  if kind == "updates":
+    return int(value)
+  draft = make_plan(config, n_clips, total_updates=1000)
+  timing = _timed_warm_up(config, mesh, train_ds, draft, validator)
+  final_s = 0.0
+  if config.train.final_eval and validator is not None:
+    # The full test split costs what the validation subset does, per clip.
+    full = evaluate.load_test_data(config)
+    ratio = full.num_frames / max(1, validator.data.num_frames)
+    final_s = timing["val_s"] * max(1.0, ratio)
+  num_vals = config.train.budget_evals + 1 if validator is not None else 0
+  updates = time_budget_updates(
+      value, time.perf_counter() - started, compile_s=timing["compile_s"],
+      update_s=timing["step_s"] * config.train.accum_steps,
+      val_s=timing["val_s"], num_vals=num_vals, final_s=final_s)
+  if jax.process_count() > 1:   # every process takes process 0's count
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    updates = int(multihost_utils.broadcast_one_to_all(np.int64(updates)))
+  if jax.process_index() == 0:
+    print(f"Budget {config.train.budget}: {timing['step_s'] * 1e3:.0f} ms "
+          f"per micro-step (timed over {timing['steps']}), {num_vals} "
+          f"validations of {timing['val_s']:.1f} s, final evaluation "
+          f"~{final_s:.0f} s -> {updates} optimizer updates")
+  return updates
+
+
+def _plan_run(config, mngr, mesh, train_ds, n_clips, validator,
+              started: float) -> Plan:
+  """The plan recorded in the checkpoints, or a new one."""
+  recorded = checkpointing.latest_meta(mngr).get("plan")
+  if recorded:
+    if config.train.budget and config.train.budget != recorded["budget"]:
+      logging.warning(
+          "train.budget=%r ignored: the run in %s was planned for budget %r "
+          "(%d updates) and keeps that plan; use a new workdir for a new "
+          "budget.", config.train.budget, mngr.directory, recorded["budget"],
+          recorded["total_updates"])
+    return make_plan(config, n_clips, recorded=recorded)
+  if not config.train.budget:
+    return make_plan(config, n_clips)
+  if mngr.all_steps():
+    raise errors.ConfigError(
+        f"train.budget={config.train.budget!r}: {mngr.directory} holds a run"
+        " planned by epochs; expected a new workdir for a budgeted run")
+  updates = _budget_updates(config, mesh, train_ds, n_clips, validator,
+                            started)
+  return make_plan(config, n_clips, total_updates=updates)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict,
@@ -261,8 +475,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   Returns:
     {'step', 'val_mpjpe' (best validation), 'results' (final protocol)}.
   """
+  started = time.perf_counter()
   setup_jax(config)
   config = sources.resolve(config, _splits_read(config))
+  parse_budget(config.train.budget)   # a typo fails before any work
   workdir = os.path.abspath(workdir)
   os.makedirs(workdir, exist_ok=True)
   mesh = parallel.make_mesh()
@@ -270,8 +486,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   logging.info("devices: %d (%d processes), mesh %s", jax.device_count(),
                jax.process_count(), mesh.shape)
   train_ds, n_clips = input_pipeline.train_dataset(config)
-  plan = make_plan(config, n_clips)
-  trainer = Trainer(config, workdir, mesh, plan, train_ds)
+  mngr = checkpointing.manager(workdir)
+  validator = Validator(config, workdir) if _validates(config) else None
+  plan = _plan_run(config, mngr, mesh, train_ds, n_clips, validator, started)
+  if plan.eval_every is None:
+    validator = None
+  elif validator is None:   # a resumed budget run, without the flag
+    validator = Validator(config, workdir)
+  trainer = Trainer(config, mngr, mesh, plan, train_ds, validator)
   if trainer.is_main:
     _print_header(config, trainer.n_params, n_clips, plan)
   trainer.run()
@@ -281,10 +503,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
           "results": results}
 
 
-def _splits_read(config) -> tuple[str, ...]:
+def _validates(config) -> bool:
   t = config.train
-  return ("train", "test") if (t.eval_every_epochs > 0 or t.final_eval) else (
-      "train",)
+  return t.budget_evals > 0 if t.budget else t.eval_every_epochs > 0
+
+
+def _splits_read(config) -> tuple[str, ...]:
+  return ("train", "test") if (_validates(config) or
+                               config.train.final_eval) else ("train",)
 
 
 def _print_header(config, n_params: int, n_clips: int, plan: Plan) -> None:
@@ -296,6 +522,10 @@ def _print_header(config, n_params: int, n_clips: int, plan: Plan) -> None:
         f"micro-steps/epoch, batch {t.batch_size} x {t.accum_steps} "
         f"accumulation; {plan.total_steps} micro-steps on "
         f"{jax.device_count()} device(s)")
+  if plan.budget:
+    print(f"Budget {plan.budget}: {plan.total_updates} optimizer updates, lr "
+          f"{plan.schedule} from {config.optim.lr:g} (warm-up "
+          f"{config.optim.warmup:.0%}) to {config.optim.lr_floor:g} x lr")
 
 
 def main():

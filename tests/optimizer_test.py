@@ -7,6 +7,7 @@ import optax
 import pytest
 
 from opformer_jax import config_lib
+from opformer_jax import errors
 from opformer_jax import optimizer
 
 
@@ -95,3 +96,51 @@ def test_adamw_weight_decay_and_bad_names():
     optimizer.make(make_config(weight_decay=0.1), 100)
   with pytest.raises(ValueError, match="sgd"):
     optimizer.make(make_config(name="sgd"), 100)
+
+
+def applied_lrs(config, steps_per_epoch, total_updates, shape, micro_steps):
+  """The lr of every applied update: Adam on a constant gradient moves a
+  parameter by exactly its lr."""
+  tx = optimizer.make(config, steps_per_epoch, total_updates, shape)
+  params = {"w": jnp.zeros(1)}
+  state = tx.init(params)
+  out = []
+  for _ in range(micro_steps):
+    upd, state = tx.update({"w": jnp.ones(1)}, state, params)
+    if float(upd["w"][0]) != 0:
+      out.append(-float(upd["w"][0]))
+  return out
+
+
+@pytest.mark.parametrize("shape", ["cosine", "linear"])
+def test_budget_schedule_warms_up_then_decays_to_the_floor_on_the_last_update(
+    shape):
+  # 12 updates of 4 micro-steps; warm-up round(0.25 * 12) = 3 updates.
+  config = make_config(lr=1.0, warmup=0.25, lr_floor=0.1)
+  lrs = applied_lrs(config, 1000, 12, shape, 48)
+  assert len(lrs) == 12
+  want = [1 / 4, 2 / 4, 3 / 4]                        # (u + 1) / (3 + 1)
+  for u in range(3, 12):
+    p = (u - 3) / 8                                   # 0 ... 1 over 9 updates
+    want.append(0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * p)) if shape ==
+                "cosine" else 1 - 0.9 * p)
+  np.testing.assert_allclose(lrs, want, rtol=1e-5)
+  assert lrs[3] == pytest.approx(1.0, rel=1e-5)
+  assert lrs[-1] == pytest.approx(0.1, rel=1e-5)
+
+
+def test_updates_past_the_budget_stay_at_the_floor_and_auto_is_the_paper():
+  config = make_config(lr=1.0, warmup=0.0, lr_floor=0.05)
+  lrs = applied_lrs(config, 1000, 3, "cosine", 4 * 5)
+  np.testing.assert_allclose(lrs, [1.0, 0.525, 0.05, 0.05, 0.05], rtol=1e-5)
+  # 'auto' without a budget is the paper's per-epoch decay.
+  config = make_config(lr=1.0, lr_decay=0.5, schedule="auto")
+  np.testing.assert_allclose(applied_lrs(config, 8, None, None, 16),
+                             [1, 1, .5, .5], rtol=1e-5)
+
+
+def test_budget_schedule_needs_the_run_length_and_a_known_shape():
+  with pytest.raises(errors.ConfigError, match="number of updates"):
+    optimizer.make(make_config(), 100, None, "cosine")
+  with pytest.raises(errors.ConfigError, match="optim.schedule='step'"):
+    optimizer.make(make_config(), 100, 10, "step")

@@ -4,14 +4,18 @@ Training, evaluation, the benchmark and the tools all call `resolve(config)`
 before they read `config.data.train_path` / `test_path`, so a config that
 trains also evaluates. The built-in synthetic dataset (`data.name =
 'synthetic'` without paths) is generated once into the user cache and reused;
-any other dataset must name its files.
+any other dataset must name its files. `validation_subset` cuts the fixed
+part of a test split that validation during training scores.
 """
 
+import math
 import os
 
 import ml_collections
+import numpy as np
 
 from opformer_jax import errors
+from opformer_jax.data import dataset
 
 SPLITS = ("train", "test")
 CACHE_DIR = "~/.cache/opformer_jax/synthetic"
@@ -52,3 +56,51 @@ def resolve(config: ml_collections.ConfigDict,
     config.data[f"{split}_path"] = default[split]
   config.lock()
   return config
+
+
+def validation_subset(test_path: str, out_path: str, max_clips: int,
+                      num_frames: int, stride: int,
+                      centered: bool = False) -> str:
+  """Writes a fixed subset of a test split for validation during training.
+
+  The same centred stretch of every sequence, long enough for about
+  `max_clips` evaluation clips in all (clips of `num_frames` frames every
+  `stride` frames; with `centered`, one window per frame as in the 3DHP
+  protocol), so every subject, action and camera counts; when there are
+  more sequences than clips, one clip of evenly spaced sequences. The
+  subset depends only on the arguments, so every run and resume scores the
+  same frames.
+
+  Returns:
+    `out_path` (written atomically, project schema).
+  """
+  data = dataset.load(test_path)
+  lengths = data.seq_lengths
+  num_seqs = len(lengths)
+  seqs = np.arange(num_seqs)
+  if num_seqs > max_clips:
+    seqs = np.unique(np.round(np.linspace(0, num_seqs - 1, max_clips))
+                     ).astype(int)
+  clips_each = math.ceil(max_clips / len(seqs))
+  want = clips_each if centered else (clips_each - 1) * stride + num_frames
+  frames, new_lengths = [], []
+  for s in seqs:
+    n = int(min(lengths[s], want))
+    start = data.seq_frames(s).start + (int(lengths[s]) - n) // 2
+    frames.append(np.arange(start, start + n))
+    new_lengths.append(n)
+  frames = np.concatenate(frames)
+  arrays = {}
+  for key, value in data.arrays.items():
+    if key == "seq_offsets":
+      arrays[key] = np.concatenate([[0], np.cumsum(new_lengths)])
+    elif key.startswith("seq_"):
+      arrays[key] = np.asarray(value)[seqs]
+    elif np.ndim(value) and len(value) == data.num_frames:
+      arrays[key] = np.asarray(value[frames])
+    else:
+      arrays[key] = value
+  arrays["source"] = (f"{data.arrays['source']} [validation subset of "
+                      f"{len(frames)} frames of {len(seqs)} sequences]")
+  dataset.save(out_path, arrays)
+  return out_path
