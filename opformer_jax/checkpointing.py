@@ -47,7 +47,7 @@ DAMAGED_DIR = "damaged_checkpoints"
 class CheckpointError(errors.UserError):
   """A kept checkpoint step cannot be restored (damaged or unreadable)."""
 
-  def __init__(self, message: str, step: int):
+  def __init__(self, message: str, step: int | None = None):
     super().__init__(message)
     self.step = step
 
@@ -260,9 +260,10 @@ def resolve_step(mngr: ocp.CheckpointManager, step="best") -> int:
   """'best', 'latest' or an int -> an existing step number."""
   steps = mngr.all_steps()
   if not steps:
-    raise FileNotFoundError(
-        f"no checkpoint in {mngr.directory}: train first with "
-        "`python -m opformer_jax.train --config=... --workdir=...`")
+    raise CheckpointError(errors.bad_input(
+        mngr.directory, "no checkpoint in this directory",
+        "a training run's workdir: train first with `python -m "
+        "opformer_jax.train --config=... --workdir=...`"))
   if step == "latest":
     return mngr.latest_step()
   if step == "best":
@@ -271,10 +272,15 @@ def resolve_step(mngr: ocp.CheckpointManager, step="best") -> int:
     if best is None or not metrics or math.isinf(_best_fn(metrics)):
       return mngr.latest_step()  # no validation ran: latest is all we have
     return best
-  step = int(step)
+  try:
+    step = int(step)
+  except ValueError:
+    raise errors.UserError(f"--step={step}: expected 'best', 'latest' or a "
+                           "step number") from None
   if step not in steps:
-    raise FileNotFoundError(f"no checkpoint step {step} in {mngr.directory};"
-                            f" available: {sorted(steps)}")
+    raise CheckpointError(errors.bad_input(
+        mngr.directory, f"no checkpoint step {step}",
+        " or ".join(f"--step={s}" for s in sorted(steps))), step)
   return step
 
 

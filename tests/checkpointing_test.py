@@ -157,3 +157,19 @@ def test_evaluate_command_on_a_damaged_step_prints_one_line(two_steps,
       "kept step"), run.stderr[-3000:]
   assert "Traceback" not in run.stderr
   assert "Event loop is closed" not in run.stderr
+
+
+def test_an_unknown_step_or_an_empty_workdir_is_a_one_line_error(two_steps,
+                                                                 tmp_path):
+  c, workdir = two_steps
+  with pytest.raises(checkpointing.CheckpointError,
+                     match=r"checkpoints: no checkpoint step 3; expected "
+                     r"--step=1 or --step=2$"):
+    checkpointing.restore_model(c, str(workdir), 3)
+  with pytest.raises(errors.UserError, match="--step=last: expected"):
+    checkpointing.restore_model(c, str(workdir), "last")
+  with pytest.raises(checkpointing.CheckpointError,
+                     match="empty/checkpoints: no checkpoint in this "
+                     "directory; expected a "
+                     "training run's workdir"):
+    checkpointing.restore_model(c, str(tmp_path / "empty"), "best")
