@@ -8,9 +8,10 @@ FLOPs) so they compare with MotionBERT / MotionAGFormer numbers; `--xla`
 adds XLA's own count of the compiled forward (all ops, padded part tokens).
 """
 
-from absl import app
 from absl import flags
 from ml_collections import config_flags
+
+from opformer_jax import cli
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.",
                                           lock_config=True)
@@ -55,4 +56,4 @@ def main(argv):
 
 if __name__ == "__main__":
   flags.mark_flag_as_required("config")
-  app.run(main)
+  cli.run(main)
