@@ -65,6 +65,40 @@ def test_padded_vmapped_part_attention_equals_unpadded_loop(part_weights,
   np.testing.assert_allclose(np.asarray(got), want, atol=2e-5)
 
 
+@pytest.mark.parametrize("kw", [{"part_attention": "masked_dense"},
+                                {"scan_unroll": 2}])
+def test_speed_options_compute_the_same_function(kw):
+  """Off-default speed options: same parameters, same outputs, gradients
+  and attention maps as the default implementation (up to rounding)."""
+  x, y = rand((2, 5, 17, 3)), rand((2, 5, 17, 3), seed=1)
+  ref = model_lib.build_model(tiny_cfg(origin_merge_init="normal"))
+  alt = model_lib.build_model(tiny_cfg(origin_merge_init="normal", **kw))
+  loss = lambda m: jnp.mean((m(x) - y) ** 2)
+  for a, b in zip(jax.tree.leaves(nnx.grad(loss)(ref)),
+                  jax.tree.leaves(nnx.grad(loss)(alt))):
+    np.testing.assert_allclose(a, b, atol=1e-6)
+  (out_a, maps_a), (out_b, maps_b) = (
+      m(x, return_attention=True) for m in (ref, alt))
+  np.testing.assert_allclose(out_a, out_b, atol=1e-5)
+  for k in maps_a:
+    np.testing.assert_allclose(maps_a[k], maps_b[k], atol=1e-6)
+
+
+def test_group_mask_is_block_diagonal_over_the_oparts():
+  tab = skeleton.part_table("h36m17", "hip")
+  mask = layers.group_mask(tab)
+  assert mask.shape == (21, 21) and (mask == mask.T).all()
+  # Origin copy p (token p) sees only its own part: itself + the part's
+  # joints; the OPart sizes are 4, 4, 5, 4, 4.
+  assert mask.sum(axis=1)[:5].tolist() == [4, 4, 5, 4, 4]
+  assert not mask[0, 1:5].any()
+  joint_of = tab.token_joints
+  for i, j in zip(*np.nonzero(mask)):
+    p = next(p for p in range(5) if i in tab.group_tokens[p, :tab.part_len[p]])
+    assert j in tab.group_tokens[p, :tab.part_len[p]], (i, j)
+    assert joint_of[i] in tab.parts[p] and joint_of[j] in tab.parts[p]
+
+
 def test_part_branch_is_local_except_through_the_origin():
   branch, cfg = make_branch()
   tab = branch.table

@@ -17,9 +17,13 @@ the clips of `config.data.train_path` at the config's T and train stride
 when that file exists, otherwise Human3.6M's (estimated from its 1,559,752
 training frames: 171,839 clips at T = 27, 17,760 at T = 243).
 
-`--compare=torch` builds the PyTorch reference (benchmarks/torch_opformer.py)
-with the JAX model's weights and times both on the same batch in this one
-process, alternating call by call, and prints both medians and their ratio.
+`--compare=torch` (instead of the timings above) builds the PyTorch reference
+(benchmarks/torch_opformer.py) with the JAX model's weights and times both
+train steps, then both forwards, on the same batch in this one process,
+alternating call by call, and prints both medians and their ratio. On a
+busy machine use a large model: PyTorch's OpenMP threads wait at a barrier
+after every op for a thread the OS has descheduled, which slows a tiny
+model 20-fold (JAX much less), and the ratio then says little.
 `--json=PATH` also writes every figure as JSON.
 """
 
@@ -43,8 +47,9 @@ _PEAK = flags.DEFINE_bool("peak", True, "Measure the dense matmul peak.")
 _EPOCH_CLIPS = flags.DEFINE_integer(
     "epoch_clips", None, "Clips per epoch for the epoch time (default: "
     "config.data.train_path's clips, else Human3.6M's at the config's T).")
-_COMPARE = flags.DEFINE_enum("compare", "", ["", "torch"],
-                             "Also time the PyTorch reference, alternating.")
+_COMPARE = flags.DEFINE_enum(
+    "compare", "", ["", "torch"], "Time JAX against the PyTorch reference, "
+    "alternating, instead of the single-model figures.")
 _EPOCH = flags.DEFINE_bool(
     "epoch", False, "Instead of the step benchmark, time one full training "
     "epoch of --epoch_clips random clips (batch --batch, host->device "
@@ -238,10 +243,10 @@ def main(argv):
     out["matmul_peak"] = peak
   if _EPOCH.value:
     _epoch(config, b, peak, out)
+  elif _COMPARE.value == "torch":
+    _compare_torch(config, b, out)
   else:
     tr = _train_and_inference(config, b, peak, out)
-    if _COMPARE.value == "torch":
-      _compare_torch(config, b, out)
     if _PIPELINE.value:
       _pipeline(config, b, tr["clips_per_s"], out)
   mem = benchmark.peak_memory()
