@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# GPU check of opformer-jax, sized for <= 8 minutes on one H100 / H200.
+# GPU check of opformer-jax, sized for <= 8 minutes on one H100 / H200 (the
+# step limits add up to 470 s).
 #
 #   tools/device_check.sh            # on the GPU machine, from the repo root
 #   tools/device_check.sh --dry-run  # the same path on CPU at tiny sizes
@@ -33,6 +34,7 @@ export JAX_COMPILATION_CACHE_DIR="${JAX_COMPILATION_CACHE_DIR:-${OPFORMER_JAX_CA
 export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0.5
 if (( DRY )); then
   export JAX_PLATFORMS=cpu
+  PLATFORM=cpu
   TESTS=(tests/model_test.py::test_gelu_is_the_exact_erf_gelu)
   TINY=(--config=configs/h36m.py:t27 --batch=2 --config.model.depth=1
         --config.model.dim=32 --config.model.num_heads=4)
@@ -40,14 +42,16 @@ if (( DRY )); then
   BENCH_B=("${TINY[@]}")
   EPOCH=("${TINY[@]}" --epoch_clips=6)
   PRECISION=()
-  LIMIT_TESTS=300; LIMIT_BENCH=300; LIMIT_EPOCH=300
+  LIMIT_ENV=120; LIMIT_TESTS=300; LIMIT_BENCH=300; LIMIT_EPOCH=300
 else
+  PLATFORM=cuda
   TESTS=(tests/model_test.py tests/train_test.py tests/evaluate)
   BENCH_A=(--config=configs/h36m.py --batch=32)
   BENCH_B=(--config=configs/h36m.py:t27 --batch=256)
   EPOCH=(--config=configs/h36m.py --batch=32 --epoch_clips=17748)
   PRECISION=(--config.model.dtype=bfloat16 --config.model.attention_impl=cudnn)
-  LIMIT_TESTS=150; LIMIT_BENCH=75; LIMIT_EPOCH=200
+  # With the install (60 s) the limits add up to 470 s.
+  LIMIT_ENV=30; LIMIT_TESTS=70; LIMIT_BENCH=50; LIMIT_EPOCH=210
 fi
 
 # step NAME LIMIT_S CMD...: runs CMD with a time limit, logs to $OUT/NAME.log.
@@ -67,22 +71,23 @@ if (( ! DRY )); then
   # reaches no index): wheels carried in $WHEELS_DIR, then only the package
   # itself over the JAX / Flax already installed there.
   export PY WHEELS_DIR="${WHEELS_DIR:-.whl}"
-  step install 150 bash -c '
+  step install 60 bash -c '
     if [[ -d "$WHEELS_DIR" ]]; then
       "$PY" -m pip install -q --no-index --no-deps "$WHEELS_DIR"/*.whl || exit 1
     fi
     "$PY" -m pip install -q --retries 0 --timeout 15 -e ".[cuda12,test]" ||
       "$PY" -m pip install -q --no-build-isolation --no-deps -e .'
 fi
-step environment 60 "$PY" - <<'EOF'
+step environment "$LIMIT_ENV" "$PY" - <<'EOF'
 import jax, platform
 print("python", platform.python_version(), "jax", jax.__version__)
 print("backend", jax.default_backend(), "devices", jax.devices())
 import flax, grain, optax, orbax.checkpoint, ml_collections
 print("flax", flax.__version__, "optax", optax.__version__)
 EOF
-step tests "$LIMIT_TESTS" "$PY" -m pytest -q -x -p no:cacheprovider \
-    "${TESTS[@]}"
+# tests/conftest.py defaults JAX_PLATFORMS to cpu: name the platform.
+step tests "$LIMIT_TESTS" env JAX_PLATFORMS="$PLATFORM" "$PY" -m pytest -q \
+    -x -p no:cacheprovider "${TESTS[@]}"
 # A GPU takes the whole batch of 32 at once: no gradient accumulation.
 step bench_t243 "$LIMIT_BENCH" "$PY" tools/benchmark.py "${BENCH_A[@]}" \
     "${PRECISION[@]}" --config.train.accum_steps=1 --steps=5 \
