@@ -22,6 +22,9 @@ Arguments after the colon (comma-separated):
   motionbert_loss    MotionBERT's loss and optimizer (AdamW 0.01,
                      + 0.5 N-MPJPE) instead of the paper's eq. 16 + Adam.
   tiny               depth 2, dim 64 (a smoke test, not a result).
+  cpu[,budget=2h]    the CPU recipe for a wall-clock budget on a 2-core
+                     CPU (`config_lib.cpu_recipe`; README "Training to a
+                     budget"), e.g. configs/h36m.py:data_dir=...,cpu,budget=2h
 
 Hardware and expected runtime: the paper row (depth 8, dim 512, T = 243,
 61.1 M parameters, 472 forward GFLOPs per clip) needs a GPU: 120 epochs of
@@ -42,7 +45,7 @@ def get_config(arg=None):
   a = config_lib.parse_arg(
       arg, data_dir="", frames=243, gt=False, variant="full", depth=8,
       dim=512, origin="hip", per_part=False, motionbert_loss=False,
-      tiny=False, _aliases={"t27": {"frames": 27}, "t81": {"frames": 81},
+      tiny=False, cpu=False, budget="2h", lr=1e-3, _aliases={"t27": {"frames": 27}, "t81": {"frames": 81},
                             "t243": {"frames": 243}})
   config = config_lib.base_config()
   config.data.name = "h36m"
@@ -60,4 +63,6 @@ def get_config(arg=None):
     config.loss.w_nmpjpe = 0.5
   if a.tiny:
     m.depth, m.dim, m.num_heads = 2, 64, 4
+  if a.cpu:
+    config_lib.cpu_recipe(config, a.budget, a.lr)
   return config

@@ -22,8 +22,16 @@ clips) takes about 20 minutes on a 2-core CPU and reaches 67.3 mm
 action-averaged (60.7 mm frame-averaged, P-MPJPE 53.7 mm) on the validation
 split prepared as above (measured; no paper number exists for this data).
 
+CPU recipe for a wall-clock budget (`config_lib.cpu_recipe`; README
+"Training to a budget" compares it with the default above):
+
+  python -m opformer_jax.train \
+      --config=configs/mocap.py:data_dir=data/mocap,cpu,budget=2h \
+      --workdir=runs/mocap_cpu
+
 Arguments: data_dir=..., frames=N, depth=N, dim=N, epochs=N, paper (the
-paper's depth 8 / dim 512 / T 243, for a GPU).
+paper's depth 8 / dim 512 / T 243, for a GPU), cpu (the CPU recipe) with
+budget=2h|90m|5000u and lr=X.
 """
 
 from opformer_jax import config_lib
@@ -31,7 +39,8 @@ from opformer_jax import config_lib
 
 def get_config(arg=None):
   a = config_lib.parse_arg(arg, data_dir="", frames=27, depth=4, dim=64,
-                           epochs=4, paper=False)
+                           epochs=4, paper=False, cpu=False, budget="2h",
+                           lr=1e-3)
   config = config_lib.base_config()
   config.data.name = "mocap"
   config.data.label_space = "camera"
@@ -41,6 +50,8 @@ def get_config(arg=None):
   m = config.model
   if a.paper:
     config_lib.set_frames(config, 243)
+  elif a.cpu:
+    config_lib.cpu_recipe(config, a.budget, a.lr)
   else:
     config_lib.set_frames(config, a.frames)
     m.depth, m.dim, m.num_heads = a.depth, a.dim, 4

@@ -129,7 +129,7 @@ Reproduce (deterministic on a given machine):
 
 Measured: data {timings.get('data_s', float('nan')) / 60:.0f} min, training
 {timings.get('train_s', float('nan')) / 60:.0f} min, on {cpu_name()}
-({os.cpu_count()} cores, shared with other jobs while it ran).
+({os.cpu_count()} cores).
 
 Training data: the CMU Graphics Lab Motion Capture Database (subjects other
 than 16 and 35, cmu_actions/train, subject 131) and the package's procedural
