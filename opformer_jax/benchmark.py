@@ -210,8 +210,10 @@ def epoch(config: ml_collections.ConfigDict, batch_size: int,
 
 
 def inference_runner(config: ml_collections.ConfigDict, kp2d, model=None,
-                     compiler_options=None):
-  """The jitted forward (evaluation mode, no flip), compiled ahead.
+                     compiler_options=None, flip_tta: bool = False):
+  """The jitted forward (evaluation mode), compiled ahead; with `flip_tta`
+  the flip test-time augmentation `infer` and `evaluate` use (two
+  forwards).
 
   Returns:
     (run, info) as `train_runner`; info has 'compile_s'.
@@ -219,7 +221,12 @@ def inference_runner(config: ml_collections.ConfigDict, kp2d, model=None,
   model = model or model_lib.build_model(config.model, config.seed)
   graphdef, state = nnx.split(model)
   x = jnp.asarray(kp2d)
-  fwd = jax.jit(lambda s, x: nnx.merge(graphdef, s)(x))
+  layout = config.model.layout
+
+  def forward(s, x):
+    apply = nnx.merge(graphdef, s)
+    return model_lib.flip_tta(apply, x, layout) if flip_tta else apply(x)
+  fwd = jax.jit(forward)
   t0 = time.perf_counter()
   compiled = fwd.lower(state, x).compile(compiler_options)
   compile_s = time.perf_counter() - t0
@@ -239,11 +246,14 @@ def train_step(config: ml_collections.ConfigDict, batch_size: int,
 
 
 def inference(config: ml_collections.ConfigDict, batch_size: int,
-              repeats: int) -> dict:
-  """Forward-only (evaluation mode, no flip) time per batch."""
+              repeats: int, flip_tta: bool = False) -> dict:
+  """Forward-only (evaluation mode) time per batch, with or without flip
+  TTA; frames/s counts each input frame once."""
   t = config.data.num_frames
-  run, info = inference_runner(config, random_batch(batch_size, t)["kp2d"])
+  run, info = inference_runner(config, random_batch(batch_size, t)["kp2d"],
+                               flip_tta=flip_tta)
   flops = model_lib.flops_per_clip(config.model, t)["total"] * batch_size
+  flops *= 2 if flip_tta else 1
   return {**info, **rates(time_calls(run, repeats, warmup=2), flops / 1e9,
                           batch_size, t)}
 

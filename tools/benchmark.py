@@ -40,6 +40,8 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.",
 _BATCH = flags.DEFINE_integer("batch", 16, "Micro-batch size (clips).")
 _STEPS = flags.DEFINE_integer("steps", 5, "Timed train steps.")
 _INFER = flags.DEFINE_bool("inference", True, "Also time inference.")
+_FLIP = flags.DEFINE_bool("flip_tta", False, "Time inference with flip "
+                          "test-time augmentation (as infer and evaluate run).")
 _PIPELINE = flags.DEFINE_bool(
     "pipeline", True, "Also time the input pipeline (config.data.train_path "
     "or the built-in synthetic dataset).")
@@ -144,8 +146,9 @@ def _train_and_inference(config, b, peak, out):
   out["train"] = _jsonable(tr)
   out["epoch"] = {"clips": clips, "source": source, "seconds": epoch_s}
   if _INFER.value:
-    inf = benchmark.inference(config, b, max(3, _STEPS.value))
-    print(f"inference: compile {inf['compile_s']:.1f} s; "
+    inf = benchmark.inference(config, b, max(3, _STEPS.value), _FLIP.value)
+    flip = " with flip TTA" if _FLIP.value else ""
+    print(f"inference{flip}: compile {inf['compile_s']:.1f} s; "
           f"{_fmt_timing(inf['timing'])}")
     print(f"  {inf['clips_per_s']:.2f} clips/s, {inf['frames_per_s']:.0f} "
           f"frames/s, {inf['gflops']:.1f} GFLOP/s{_of_peaks(inf, peak, out)}")
