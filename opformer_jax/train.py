@@ -523,9 +523,12 @@ def _print_header(config, n_params: int, n_clips: int, plan: Plan) -> None:
         f"accumulation; {plan.total_steps} micro-steps on "
         f"{jax.device_count()} device(s)")
   if plan.budget:
-    print(f"Budget {plan.budget}: {plan.total_updates} optimizer updates, lr "
-          f"{plan.schedule} from {config.optim.lr:g} (warm-up "
-          f"{config.optim.warmup:.0%}) to {config.optim.lr_floor:g} x lr")
+    o = config.optim
+    lr = (f"{plan.schedule} from {o.lr:g} (warm-up {o.warmup:.0%}) to "
+          f"{o.lr_floor:g} x lr" if plan.schedule in ("cosine", "linear")
+          else f"{o.lr:g} x {o.lr_decay:g} per epoch")
+    print(f"Budget {plan.budget}: {plan.total_updates} optimizer updates, "
+          f"lr {lr}")
 
 
 def main():

@@ -42,9 +42,10 @@ def test_model_summary_counts_match_the_model():
 
 def test_benchmark_prints_every_figure(tmp_path):
   out = run_tool("benchmark.py", *TINY, "--batch=2", "--steps=2",
-                 f"--json={tmp_path}/b.json")
+                 "--flip_tta", f"--json={tmp_path}/b.json")
   for text in ("matmul peak", "train step: trace+lower", "compile",
-               "clips/s", "of the median matmul peak", "inference:",
+               "clips/s", "of the median matmul peak",
+               "inference with flip TTA:",
                "input pipeline", "x what the train step consumes",
                "peak host RSS", "GLIBC_TUNABLES=glibc.malloc.hugetlb=1",
                "CPU ", " cores"):
