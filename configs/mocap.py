@@ -29,6 +29,11 @@ CPU recipe for a wall-clock budget (`config_lib.cpu_recipe`; README
       --config=configs/mocap.py:data_dir=data/mocap,cpu,budget=2h \
       --workdir=runs/mocap_cpu
 
+Measured on a 2-core Intel Xeon @ 2.00 GHz on the validation split above:
+budget=15m -> 584 updates, 112.3 mm action-averaged (105.6 frame-averaged,
+P-MPJPE 93.1 mm), where the default settings reach 123.0 mm in 15 minutes;
+1 h and 2 h budgets not measured yet.
+
 Arguments: data_dir=..., frames=N, depth=N, dim=N, epochs=N, paper (the
 paper's depth 8 / dim 512 / T 243, for a GPU), cpu (the CPU recipe) with
 budget=2h|90m|5000u and lr=X.
