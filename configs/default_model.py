@@ -43,15 +43,7 @@ def get_config(arg=None):
     config.data.train_path = f"{a.data_dir}/train.npz"
     config.data.test_path = f"{a.data_dir}/test_{a.test}.npz"
   config_lib.set_frames(config, a.frames)
-  m = config.model
-  m.depth, m.dim, m.num_heads, m.mlp_ratio = a.depth, a.dim, 4, 2.0
-  # Same function, faster at this size on a 2-core CPU (tools/benchmark.py,
-  # T=27 batch 16: 1.42 s -> 1.03 s per step): the depth loop unrolled
-  # (no per-layer slicing of the scanned weights and saved activations) and
-  # the part attention as one 21-token attention with a block mask instead
-  # of 8,640 tiny 5x5 products in the backward pass.
-  m.scan_unroll = a.depth
-  m.part_attention = "masked_dense"
+  config_lib.small_cpu_model(config, a.depth, a.dim)
   t = config.train
   t.batch_size, t.accum_steps = 16, 1
   # A fixed number of optimizer updates, not epochs: the same run whatever

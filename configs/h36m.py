@@ -23,8 +23,8 @@ Arguments after the colon (comma-separated):
                      + 0.5 N-MPJPE) instead of the paper's eq. 16 + Adam.
   tiny               depth 2, dim 64 (a smoke test, not a result).
   cpu[,budget=2h]    the CPU recipe for a wall-clock budget on a 2-core
-                     CPU (`config_lib.cpu_recipe`; README "Training to a
-                     budget"), e.g. configs/h36m.py:data_dir=...,cpu,budget=2h
+                     CPU (`config_lib.cpu_recipe`; README "The CPU
+                     recipe"), e.g. configs/h36m.py:data_dir=...,cpu,budget=2h
 
 Hardware and expected runtime: the paper row (depth 8, dim 512, T = 243,
 61.1 M parameters, 472 forward GFLOPs per clip) needs a GPU: 120 epochs of
@@ -45,8 +45,9 @@ def get_config(arg=None):
   a = config_lib.parse_arg(
       arg, data_dir="", frames=243, gt=False, variant="full", depth=8,
       dim=512, origin="hip", per_part=False, motionbert_loss=False,
-      tiny=False, cpu=False, budget="2h", lr=1e-3, _aliases={"t27": {"frames": 27}, "t81": {"frames": 81},
-                            "t243": {"frames": 243}})
+      tiny=False, cpu=False, budget="2h", lr=1e-3,
+      _aliases={"t27": {"frames": 27}, "t81": {"frames": 81},
+                "t243": {"frames": 243}})
   config = config_lib.base_config()
   config.data.name = "h36m"
   config_lib.set_frames(config, a.frames)

@@ -23,7 +23,7 @@ action-averaged (60.7 mm frame-averaged, P-MPJPE 53.7 mm) on the validation
 split prepared as above (measured; no paper number exists for this data).
 
 CPU recipe for a wall-clock budget (`config_lib.cpu_recipe`; README
-"Training to a budget" compares it with the default above):
+"The CPU recipe" compares it with the default above):
 
   python -m opformer_jax.train \
       --config=configs/mocap.py:data_dir=data/mocap,cpu,budget=2h \
