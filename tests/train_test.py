@@ -1,14 +1,12 @@
-"""Tests of training: steps, accumulation, data parallel, resume, failures."""
+"""Tests of training in one process: steps, accumulation, resume, failures,
+budgets. Runs that need several processes or devices: train_processes_test."""
 
 import json
 import logging
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
@@ -21,7 +19,6 @@ from opformer_jax import config_lib
 from opformer_jax import errors
 from opformer_jax import model as model_lib
 from opformer_jax import optimizer as optimizer_lib
-from opformer_jax import parallel
 from opformer_jax import train
 from opformer_jax.data import dataset
 
@@ -72,6 +69,12 @@ def random_batch(b, t=9, seed=0):
           "scale_mm": np.full((b, t), 500.0, "f4")}
 
 
+def _env(devices):
+  """The environment of a training subprocess with `devices` CPU devices."""
+  return dict(os.environ, PYTHONPATH=str(REPO), JAX_NUM_CPU_DEVICES=str(
+      devices), XLA_FLAGS="")
+
+
 def build_state(config, steps_per_epoch=100):
   model = model_lib.build_model(config.model, config.seed)
   opt = nnx.Optimizer(model, optimizer_lib.make(config, steps_per_epoch),
@@ -101,42 +104,6 @@ def test_accumulating_8_micro_batches_equals_one_batch_of_8x(data_dir):
       jax.tree.leaves(nnx.state(p_one, nnx.Param)),
       jax.tree.leaves(nnx.state(p0, nnx.Param)))]
   assert max(moved) > 1e-4  # an update really happened
-
-
-def eight_vs_one_device_max_diff(data_dir):
-  """Runs 4 steps on 1 and on 8 devices; returns the max param difference.
-
-  Needs 8 devices: runs in a subprocess started with JAX_NUM_CPU_DEVICES=8.
-  """
-  c = tiny_config(data_dir, batch_size=8, accum_steps=2)
-  results = []
-  for devices in (jax.devices()[:1], jax.devices()[:8]):
-    mesh = parallel.make_mesh(devices)
-    graphdef, state = build_state(c)
-    state = parallel.replicate(state, mesh)
-    step_fn = jax.jit(train.make_train_step(graphdef, c), donate_argnums=0)
-    for i in range(4):
-      batch = parallel.to_global(random_batch(8, seed=i), mesh)
-      state, _ = step_fn(state, batch, jnp.int32(i))
-    assert len(jax.tree.leaves(state)[0].sharding.device_set) == len(devices)
-    assert batch["kp2d"].sharding.shard_shape((8, 9, 17, 3))[0] == 8 // len(
-        devices)
-    results.append(jax.tree.map(np.asarray, nnx.state(
-        nnx.merge(graphdef, state)[0], nnx.Param)))
-  return max(float(np.abs(a - b).max()) for a, b in zip(
-      jax.tree.leaves(results[0]), jax.tree.leaves(results[1])))
-
-
-def test_eight_devices_give_the_same_result_as_one(data_dir):
-  code = ("import pathlib, sys; sys.path.insert(0, 'tests'); import jax; "
-          "assert jax.device_count() == 8; import train_test; "
-          "print('DIFF', train_test.eight_vs_one_device_max_diff("
-          f"pathlib.Path({str(data_dir)!r})))")
-  run = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=_env(8),
-                       capture_output=True, text=True, timeout=600)
-  assert run.returncode == 0, run.stderr[-3000:]
-  diff = float(run.stdout.split("DIFF")[-1])
-  assert diff < 1e-5, diff
 
 
 @pytest.fixture(scope="module")
@@ -224,93 +191,6 @@ def test_validation_keeps_latest_and_best_and_evaluate_restores_best(
   # The final protocol on the best step reproduces its validation number.
   assert res["results"]["default"]["action_avg"]["mpjpe"] == pytest.approx(
       vals[best_step], rel=1e-5)
-
-
-def _free_port():
-  with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    return s.getsockname()[1]
-
-
-_RUNNER = """
-import os, sys, json
-os.environ["JAX_PLATFORMS"] = "cpu"
-import jax
-pid, nproc, port, cfg_json, workdir = (int(sys.argv[1]), int(sys.argv[2]),
-                                       sys.argv[3], sys.argv[4], sys.argv[5])
-if nproc > 1:
-  jax.config.update("jax_cpu_collectives_implementation", "gloo")
-  jax.distributed.initialize(f"127.0.0.1:{port}", nproc, pid)
-import ml_collections
-from opformer_jax import train
-config = ml_collections.ConfigDict(json.loads(cfg_json))
-train.train_and_evaluate(config, workdir)
-"""
-
-
-def _env(devices):
-  env = dict(os.environ, PYTHONPATH=str(REPO), JAX_NUM_CPU_DEVICES=str(
-      devices), XLA_FLAGS="")
-  return env
-
-
-def test_two_processes_on_localhost_agree_with_one(data_dir, tmp_path):
-  # Validation and the final evaluation run too: each process restores and
-  # scores on its own devices.
-  c = tiny_config(data_dir, max_updates=2, batch_size=4,
-                  eval_every_epochs=0.5, final_eval=True)
-  c.eval.figures = False
-  cfg = json.dumps(c.to_dict())
-  port = str(_free_port())
-  procs = [subprocess.Popen(
-      [sys.executable, "-c", _RUNNER, str(i), "2", port, cfg,
-       str(tmp_path / "two")], env=_env(1), stdout=subprocess.PIPE,
-      stderr=subprocess.STDOUT, text=True) for i in range(2)]
-  for p in procs:
-    out, _ = p.communicate(timeout=600)
-    assert p.returncode == 0, out[-3000:]
-  one = subprocess.run(
-      [sys.executable, "-c", _RUNNER, "0", "1", "0", cfg,
-       str(tmp_path / "one")], env=_env(2), capture_output=True, text=True,
-      timeout=600)
-  assert one.returncode == 0, one.stdout[-2000:] + one.stderr[-3000:]
-  assert_trees_close(params_of(c, tmp_path / "one"),
-                     params_of(c, tmp_path / "two"), atol=1e-5)
-  res = [json.load(open(next((tmp_path / d / "eval").glob("*/results.json"))))
-         for d in ("one", "two")]
-  assert res[0]["results"]["default"]["action_avg"]["mpjpe"] == pytest.approx(
-      res[1]["results"]["default"]["action_avg"]["mpjpe"], rel=1e-4)
-
-
-def test_killed_run_resumes_to_the_same_parameters(data_dir, tmp_path):
-  """SIGKILL during training (possibly mid-save), restart, compare."""
-  c = tiny_config(data_dir, max_updates=8, checkpoint_every=2)
-  cfg = json.dumps(c.to_dict())
-  cmd = [sys.executable, "-c", _RUNNER, "0", "1", "0", cfg]
-  ref = subprocess.run(cmd + [str(tmp_path / "ref")], env=_env(1),
-                       capture_output=True, text=True, timeout=600)
-  assert ref.returncode == 0, ref.stderr[-3000:]
-  workdir = tmp_path / "killed"
-  proc = subprocess.Popen(cmd + [str(workdir)], env=_env(1),
-                          stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL)
-  ckpt = workdir / "checkpoints"
-  deadline = time.time() + 300
-  # Kill as soon as a second save starts: often while it is being written.
-  while time.time() < deadline and proc.poll() is None:
-    entries = os.listdir(ckpt) if ckpt.exists() else []
-    if len(entries) >= 2 or any("tmp" in e for e in entries[1:]):
-      break
-    time.sleep(0.01)
-  killed = proc.poll() is None
-  proc.send_signal(signal.SIGKILL)
-  proc.wait()
-  assert killed, "the run finished before it could be killed"
-  again = subprocess.run(cmd + [str(workdir)], env=_env(1),
-                         capture_output=True, text=True, timeout=600)
-  assert again.returncode == 0, again.stderr[-3000:]
-  assert_trees_close(params_of(c, tmp_path / "ref"), params_of(c, workdir),
-                     atol=1e-6)
 
 
 # The shrunk quickstart model, as --config overrides of configs/quickstart.py.
