@@ -202,8 +202,8 @@ def small_cpu_model(config: ml_collections.ConfigDict, depth: int,
 def cpu_recipe(config: ml_collections.ConfigDict, budget: str = "2h",
                lr: float = 1e-3) -> None:
   """The CPU recipe (`configs/h36m.py:cpu`, `configs/mocap.py:cpu`): the
-  settings for a wall-clock budget on a 2-core CPU (README "Training to a
-  recipe" has the measured comparison with the old small-model settings).
+  settings for a wall-clock budget on a 2-core CPU (README "The CPU recipe"
+  has the measured comparison with the old small-model settings).
 
   A small model (depth 4, dim 64, T = 27) that takes ~1 s per batch of 16
   there; one update per batch (no accumulation: a short run needs updates,
