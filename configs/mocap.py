@@ -34,6 +34,7 @@ CPU recipe for a wall-clock budget (`config_lib.cpu_recipe`; README
 Measured on a 2-core Intel Xeon @ 2.00 GHz on the validation split above:
 budget=15m -> 584 updates, 112.3 mm action-averaged (105.6 frame-averaged,
 P-MPJPE 93.1 mm), where the default settings reach 123.0 mm in 15 minutes;
+budget=1h -> 3,159 updates, 54.4 mm (48.7 frame-averaged, P-MPJPE 44.0 mm);
 budget=2h -> 5,670 updates, 42.3 mm (38.1 frame-averaged, P-MPJPE 33.6 mm),
 where the default settings end after 4 epochs (about 50 min) at 67.3 mm.
 
