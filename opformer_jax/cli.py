@@ -15,6 +15,8 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+from opformer_jax import errors
+
 
 def reexec_with_allocator() -> None:
   """Restarts this process once with a malloc that keeps its pages.
@@ -126,7 +128,6 @@ def user_error_line(e: BaseException) -> str | None:
   unreadable file are the user's to fix; anything else is a bug and keeps
   its traceback.
   """
-  from opformer_jax import errors  # pylint: disable=g-import-not-at-top
   if isinstance(e, errors.UserError):
     return f"error: {e}"
   if isinstance(e, (FileNotFoundError, IsADirectoryError, NotADirectoryError,
@@ -139,11 +140,15 @@ def run(main) -> None:
   """Runs an entry point's absl `main(argv)` after its flags are defined.
 
   Input errors end the program with one line on stderr and exit status 2
-  (`--traceback` shows the traceback as well).
+  (`--traceback` shows the traceback as well); an interrupted training run
+  with its one line and 128 + the signal's number.
   """
   def guarded(argv):
     try:
       return main(argv)
+    except errors.Interrupted as e:
+      print(e, file=sys.stderr)
+      sys.exit(128 + e.signum)
     except Exception as e:  # pylint: disable=broad-except
       line = user_error_line(e)
       if line is None or _TRACEBACK.value:

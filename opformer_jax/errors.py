@@ -4,6 +4,7 @@ Raising `UserError` (or a subclass) means "the input is wrong, not the
 code": the entry points print it as one line, `error: <file>: <what is
 wrong>; expected <what>`, and exit with status 2 and no traceback
 (`--traceback` shows it). Anything else is a bug and keeps its traceback.
+`Interrupted` is neither: a run stopped on request, after saving.
 """
 
 
@@ -23,3 +24,15 @@ def bad_input(path, what: str, expected: str | None = None) -> str:
   """The one-line message `<path>: <what>; expected <expected>`."""
   msg = f"{path}: {what}"
   return f"{msg}; expected {expected}" if expected else msg
+
+
+class Interrupted(Exception):
+  """Training stopped by SIGINT / SIGTERM after saving its state.
+
+  The entry points print the message (which step was saved, how to resume)
+  and exit with status 128 + `signum`, as a process killed by it would.
+  """
+
+  def __init__(self, message: str, signum: int):
+    super().__init__(message)
+    self.signum = signum

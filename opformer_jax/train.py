@@ -10,10 +10,13 @@ uninterrupted run. Parameters are replicated and batches split over every
 device of every process.
 """
 
+import contextlib
 import dataclasses
 import math
 import os
 import re
+import signal
+import threading
 import time
 
 from absl import logging
@@ -270,22 +273,36 @@ class Trainer:
                unit="step", disable=not self.is_main, dynamic_ncols=True)
     self._clock = (time.perf_counter(), 0)
     try:
-      while self.step < plan.total_steps:
-        meas = self._train_step()
-        bar.update(1)
-        do_eval = plan.is_eval_step(self.step)
-        if self.step % t.log_every == 0 or do_eval:
-          self._log(meas, bar)
-        if do_eval:
-          self._validate_and_save(bar)
-        elif (self.step % t.checkpoint_every == 0 or
-              self.step == plan.total_steps):
-          self._check_finite()
-          self._save()
+      with _stop_requests() as requests:
+        while self.step < plan.total_steps:
+          if requests:
+            self._stop(requests[0])
+          meas = self._train_step()
+          bar.update(1)
+          do_eval = plan.is_eval_step(self.step)
+          if self.step % t.log_every == 0 or do_eval:
+            self._log(meas, bar)
+          if do_eval:
+            self._validate_and_save(bar)
+          elif (self.step % t.checkpoint_every == 0 or
+                self.step == plan.total_steps):
+            self._check_finite()
+            self._save()
     finally:
       bar.close()
       checkpointing.seal(self.mngr, self._unsealed)
       self.writer.close()
+
+  def _stop(self, signum: int) -> None:
+    """Saves the state at this micro-step (if not saved yet) and stops."""
+    self._check_finite()
+    if self.mngr.latest_step() != self.step:
+      self._save()
+    self.mngr.wait_until_finished()
+    raise errors.Interrupted(
+        f"{signal.Signals(signum).name}: stopped at micro-step {self.step} "
+        f"of {self.plan.total_steps}, saved in {self.mngr.directory}/"
+        f"{self.step}; run the same command to resume.", signum)
 
   def _train_step(self) -> dict:
     batch = next(self.data_iter)
@@ -351,6 +368,33 @@ class Trainer:
         data_iter=self.data_iter, config=self.config, val_mpjpe=val_mpjpe,
         meta=meta)
     self.last_good = self._unsealed = self.step
+
+
+@contextlib.contextmanager
+def _stop_requests():
+  """SIGINT / SIGTERM append their number to the yielded list instead of
+  killing the run, so the loop can save a whole step first; a second one
+  raises KeyboardInterrupt at once. Single-process runs only: processes that
+  stop at different steps cannot write one checkpoint together.
+  """
+  requests = []
+  if (jax.process_count() > 1 or
+      threading.current_thread() is not threading.main_thread()):
+    yield requests
+    return
+
+  def request(signum, frame):
+    del frame
+    if requests:
+      raise KeyboardInterrupt
+    requests.append(signum)
+  kept = {s: signal.signal(s, request) for s in (signal.SIGINT,
+                                                 signal.SIGTERM)}
+  try:
+    yield requests
+  finally:
+    for s, handler in kept.items():
+      signal.signal(s, handler)
 
 
 def time_budget_updates(seconds: float, spent: float, *, compile_s: float,

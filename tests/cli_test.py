@@ -96,3 +96,27 @@ def test_library_logs_go_to_the_log_file_not_the_console(tmp_path):
   assert "orbax-like" not in run.stderr and "library warning" not in run.stderr
   assert "WARNING: project warning" in run.stderr
   assert "printed line" in run.stdout
+
+
+_INTERRUPTED_SCRIPT = r"""
+import signal, sys
+from opformer_jax import cli, errors
+
+def main(argv):
+  raise errors.Interrupted("SIGTERM: stopped at micro-step 5 of 12, saved "
+                           "in w/checkpoints/5; run the same command to "
+                           "resume.", signal.SIGTERM)
+
+cli.run(main)
+"""
+
+
+def test_interrupted_run_prints_one_line_and_exits_as_the_signal_would(
+    tmp_path):
+  script = tmp_path / "interrupted.py"
+  script.write_text(_INTERRUPTED_SCRIPT)
+  run = _run(str(script))
+  assert run.returncode == 128 + 15, run.stderr
+  assert run.stderr.splitlines() == [
+      "SIGTERM: stopped at micro-step 5 of 12, saved in w/checkpoints/5; run "
+      "the same command to resume."]

@@ -5,6 +5,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -154,6 +155,33 @@ def test_damaged_latest_step_is_set_aside_and_training_resumes_from_the_one_befo
   moved = tmp_path / "damaged_checkpoints" / "8" / os.path.relpath(
       damaged, ckpt / "8")
   assert moved.stat().st_size == 100
+  assert_trees_close(params_of(c, full), params_of(c, tmp_path), atol=1e-6)
+
+
+def test_sigterm_saves_the_micro_step_and_the_resumed_run_is_exact(
+    data_dir, uninterrupted, tmp_path, monkeypatch):
+  """SIGTERM after micro-step 5 (mid-accumulation, between the saves at 3
+  and 6): that step is saved, the run stops, and resuming it ends with the
+  uninterrupted run's parameters."""
+  c, full = uninterrupted
+  step = train.Trainer._train_step
+
+  def step_then_sigterm(self):
+    meas = step(self)
+    if self.step == 5:
+      os.kill(os.getpid(), signal.SIGTERM)
+    return meas
+  monkeypatch.setattr(train.Trainer, "_train_step", step_then_sigterm)
+  handler = signal.getsignal(signal.SIGTERM)
+  with pytest.raises(errors.Interrupted,
+                     match=r"SIGTERM: stopped at micro-step 5 of 12, saved in "
+                     r".*checkpoints/5; run the same command") as e:
+    train.train_and_evaluate(c, str(tmp_path))
+  assert e.value.signum == signal.SIGTERM
+  assert signal.getsignal(signal.SIGTERM) is handler   # restored
+  assert max(map(int, os.listdir(tmp_path / "checkpoints"))) == 5
+  monkeypatch.undo()
+  assert train.train_and_evaluate(c, str(tmp_path))["step"] == 12
   assert_trees_close(params_of(c, full), params_of(c, tmp_path), atol=1e-6)
 
 
