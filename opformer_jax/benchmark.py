@@ -159,7 +159,10 @@ def train_runner(config: ml_collections.ConfigDict, batch: dict,
     it when `block`; info has 'trace_lower_s' and 'compile_s'.
   """
   model = model or model_lib.build_model(config.model, config.seed)
-  opt = nnx.Optimizer(model, optimizer_lib.make(config, 1000),
+  # A nominal run length: a budgeted config's cosine / linear schedule needs
+  # one, and the step's cost does not depend on it.
+  opt = nnx.Optimizer(model, optimizer_lib.make(config, 1000,
+                                                total_updates=1000),
                       wrt=nnx.Param)
   graphdef, state = nnx.split((model, opt))
   batch = jax.tree.map(jnp.asarray, batch)
