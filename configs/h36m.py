@@ -45,21 +45,25 @@ from opformer_jax import config_lib
 
 def get_config(arg=None):
   a = config_lib.parse_arg(
-      arg, data_dir="", frames=243, gt=False, variant="full", depth=8,
-      dim=512, origin="hip", per_part=False, motionbert_loss=False,
+      arg, data_dir="", frames=0, gt=False, variant="full", depth=0,
+      dim=0, origin="hip", per_part=False, motionbert_loss=False,
       tiny=False, cpu=False, budget="2h", lr=1e-3,
       _aliases={"t27": {"frames": 27}, "t81": {"frames": 81},
                 "t243": {"frames": 243}})
+  # 0 = not given: the paper's T / depth / dim, or the CPU recipe's.
+  paper = dict(frames=243, depth=8, dim=512)
+  size = {k: a[k] or paper[k] for k in paper}
   config = config_lib.base_config()
   config.data.name = "h36m"
-  config_lib.set_frames(config, a.frames)
+  config_lib.set_frames(config, size["frames"])
   if a.data_dir:
     config.data.train_path = f"{a.data_dir}/train.npz"
     config.data.test_path = f"{a.data_dir}/test.npz"
   if a.gt:
     config.data.input_2d = "gt"
   m = config.model
-  m.variant, m.depth, m.dim, m.origin = a.variant, a.depth, a.dim, a.origin
+  m.variant, m.origin = a.variant, a.origin
+  m.depth, m.dim = size["depth"], size["dim"]
   m.part_weights = "per_part" if a.per_part else "shared"
   if a.motionbert_loss:
     config.optim.name, config.optim.weight_decay = "adamw", 0.01
@@ -67,5 +71,6 @@ def get_config(arg=None):
   if a.tiny:
     m.depth, m.dim, m.num_heads = 2, 64, 4
   if a.cpu:
-    config_lib.cpu_recipe(config, a.budget, a.lr)
+    given = {k: a[k] for k in paper if a[k]}
+    config_lib.cpu_recipe(config, a.budget, a.lr, **given)
   return config

@@ -61,7 +61,7 @@ def get_config(arg=None):
   if a.paper:
     config_lib.set_frames(config, 243)
   elif a.cpu:
-    config_lib.cpu_recipe(config, a.budget, a.lr)
+    config_lib.cpu_recipe(config, a.budget, a.lr, a.frames, a.depth, a.dim)
   else:
     config_lib.set_frames(config, a.frames)
     m.depth, m.dim, m.num_heads = a.depth, a.dim, 4

@@ -200,7 +200,8 @@ def small_cpu_model(config: ml_collections.ConfigDict, depth: int,
 
 
 def cpu_recipe(config: ml_collections.ConfigDict, budget: str = "2h",
-               lr: float = 1e-3) -> None:
+               lr: float = 1e-3, frames: int = 27, depth: int = 4,
+               dim: int = 64) -> None:
   """The CPU recipe (`configs/h36m.py:cpu`, `configs/mocap.py:cpu`): the
   settings for a wall-clock budget on a 2-core CPU (README "The CPU recipe"
   has the measured comparison with the old small-model settings).
@@ -211,8 +212,8 @@ def cpu_recipe(config: ml_collections.ConfigDict, budget: str = "2h",
   updates the budget buys; validation on a fixed subset while training and
   the full protocol on the best step at the end; `small_cpu_model`.
   """
-  set_frames(config, 27)
-  small_cpu_model(config, depth=4, dim=64)
+  set_frames(config, frames)
+  small_cpu_model(config, depth=depth, dim=dim)
   t = config.train
   t.batch_size, t.accum_steps = 16, 1
   t.budget = budget
