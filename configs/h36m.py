@@ -24,7 +24,9 @@ Arguments after the colon (comma-separated):
   tiny               depth 2, dim 64 (a smoke test, not a result).
   cpu[,budget=2h]    the CPU recipe for a wall-clock budget on a 2-core
                      CPU (`config_lib.cpu_recipe`; README "The CPU
-                     recipe"), e.g. configs/h36m.py:data_dir=...,cpu,budget=2h
+                     recipe"), e.g. configs/h36m.py:data_dir=...,cpu,budget=2h;
+                     with cpu, t27 / frames=, depth=, dim= and lr= change
+                     the recipe's T, size and learning rate
                      (no Human3.6M here; on CMU mocap through its cameras,
                      configs/mocap.py:cpu, 2 h on a 2-core Xeon: 42.3 mm)
 

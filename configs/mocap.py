@@ -41,7 +41,8 @@ and, given budget=2h (2,497 updates), reach 52.4 mm.
 
 Arguments: data_dir=..., frames=N, depth=N, dim=N, epochs=N, paper (the
 paper's depth 8 / dim 512 / T 243, for a GPU), cpu (the CPU recipe) with
-budget=2h|90m|5000u and lr=X.
+budget=2h|90m|5000u and lr=X (frames, depth and dim set the recipe's size
+too).
 """
 
 from opformer_jax import config_lib
