@@ -49,10 +49,10 @@ def get_config(arg=None):
   a = config_lib.parse_arg(
       arg, data_dir="", frames=0, gt=False, variant="full", depth=0,
       dim=0, origin="hip", per_part=False, motionbert_loss=False,
-      tiny=False, cpu=False, budget="2h", lr=1e-3,
+      tiny=False, cpu=False, budget="2h", lr=0.0,
       _aliases={"t27": {"frames": 27}, "t81": {"frames": 81},
                 "t243": {"frames": 243}})
-  # 0 = not given: the paper's T / depth / dim, or the CPU recipe's.
+  # 0 = not given: the paper's T / depth / dim / lr, or the CPU recipe's.
   paper = dict(frames=243, depth=8, dim=512)
   size = {k: a[k] or paper[k] for k in paper}
   config = config_lib.base_config()
@@ -73,6 +73,8 @@ def get_config(arg=None):
   if a.tiny:
     m.depth, m.dim, m.num_heads = 2, 64, 4
   if a.cpu:
-    given = {k: a[k] for k in paper if a[k]}
-    config_lib.cpu_recipe(config, a.budget, a.lr, **given)
+    given = {k: a[k] for k in (*paper, "lr") if a[k]}
+    config_lib.cpu_recipe(config, a.budget, **given)
+  elif a.lr:
+    config.optim.lr = a.lr
   return config

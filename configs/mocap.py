@@ -49,9 +49,10 @@ from opformer_jax import config_lib
 
 
 def get_config(arg=None):
-  a = config_lib.parse_arg(arg, data_dir="", frames=27, depth=4, dim=64,
+  # 0 = not given: 27 / 4 / 64 and Adam 1e-3, or the CPU recipe's own.
+  a = config_lib.parse_arg(arg, data_dir="", frames=0, depth=0, dim=0,
                            epochs=4, paper=False, cpu=False, budget="2h",
-                           lr=1e-3)
+                           lr=0.0)
   config = config_lib.base_config()
   config.data.name = "mocap"
   config.data.label_space = "camera"
@@ -62,16 +63,17 @@ def get_config(arg=None):
   if a.paper:
     config_lib.set_frames(config, 243)
   elif a.cpu:
-    config_lib.cpu_recipe(config, a.budget, a.lr, a.frames, a.depth, a.dim)
+    given = {k: a[k] for k in ("lr", "frames", "depth", "dim") if a[k]}
+    config_lib.cpu_recipe(config, a.budget, **given)
   else:
-    config_lib.set_frames(config, a.frames)
-    m.depth, m.dim, m.num_heads = a.depth, a.dim, 4
+    config_lib.set_frames(config, a.frames or 27)
+    m.depth, m.dim, m.num_heads = a.depth or 4, a.dim or 64, 4
     t = config.train
     t.batch_size, t.accum_steps = 16, 2
     t.num_epochs = a.epochs
     t.log_every = 50
     t.checkpoint_every = 500
-    config.optim.lr = 1e-3
+    config.optim.lr = a.lr or 1e-3
     config.optim.lr_decay = 0.9
     config.loss.w_vel = 1.0   # as the quickstart: a short run (README)
     config.eval.batch_size = 32

@@ -334,6 +334,14 @@ def test_time_budget_pays_for_start_up_compilation_and_validations():
                               num_vals=0, final_s=0)
 
 
+def test_final_evaluation_estimate_counts_one_compilation():
+  # 6 s compiling + 2 s steady per subset; the test split is 10 subsets:
+  # one compiling pass and nine steady ones (all ten at 6 s left a quarter
+  # of an 8-minute budget unused).
+  assert train.final_eval_seconds(6.0, 2.0, 10.0) == 24.0
+  assert train.final_eval_seconds(6.0, 2.0, 0.5) == 6.0
+
+
 def test_budgeted_run_interrupted_and_resumed_equals_uninterrupted(
     data_dir, tmp_path):
   c = tiny_config(data_dir, budget="8u", budget_evals=2, eval_max_clips=3,
