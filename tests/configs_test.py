@@ -21,9 +21,11 @@ def test_h36m_defaults_are_the_paper_row():
 @pytest.mark.parametrize("module", [h36m, mocap])
 def test_cpu_recipe_size_and_its_overrides(module):
   c = module.get_config("cpu")
-  assert size(c) == (27, 4, 64, 16, 1)
+  assert size(c) == (5, 2, 64, 16, 1)
   assert (c.train.budget, c.optim.schedule, c.model.part_attention) == (
       "2h", "cosine", "masked_dense")
+  assert (c.optim.lr, c.data.train_stride, c.model.scan_unroll) == (
+      2e-3, 1, 2)
   # The size arguments reach the recipe (they used to be ignored there).
   c = module.get_config("cpu,frames=81,depth=6,dim=96,budget=15m,lr=2e-3")
   assert size(c) == (81, 6, 96, 16, 1)
@@ -33,4 +35,4 @@ def test_cpu_recipe_size_and_its_overrides(module):
 
 
 def test_h36m_cpu_with_an_alias():
-  assert size(h36m.get_config("cpu,t81")) == (81, 4, 64, 16, 1)
+  assert size(h36m.get_config("cpu,t81")) == (81, 2, 64, 16, 1)
