@@ -28,7 +28,8 @@ Arguments after the colon (comma-separated):
                      with cpu, t27 / frames=, depth=, dim= and lr= change
                      the recipe's T, size and learning rate
                      (no Human3.6M here; on CMU mocap through its cameras,
-                     configs/mocap.py:cpu, 2 h on a 2-core Xeon: 42.3 mm)
+                     configs/mocap.py:cpu, 27 min on a 2-core EPYC, about
+                     1 h of a 2-core Xeon: 36.1 mm)
 
 Hardware and expected runtime: the paper row (depth 8, dim 512, T = 243,
 61.1 M parameters, 472 forward GFLOPs per clip) needs a GPU: 120 epochs of

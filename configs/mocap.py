@@ -31,13 +31,14 @@ CPU recipe for a wall-clock budget (`config_lib.cpu_recipe`; README
       --config=configs/mocap.py:data_dir=data/mocap,cpu,budget=2h \
       --workdir=runs/mocap_cpu
 
-Measured on a 2-core Intel Xeon @ 2.00 GHz on the validation split above:
-budget=15m -> 584 updates, 112.3 mm action-averaged (105.6 frame-averaged,
-P-MPJPE 93.1 mm), where the default settings reach 123.0 mm in 15 minutes;
-budget=1h -> 3,159 updates, 54.4 mm (48.7 frame-averaged, P-MPJPE 44.0 mm);
-budget=2h -> 5,670 updates, 42.3 mm (38.1 frame-averaged, P-MPJPE 33.6 mm),
-where the default settings end after 4 epochs (about 50 min) at 67.3 mm
-and, given budget=2h (2,497 updates), reach 52.4 mm.
+Measured on a 2-core AMD EPYC (Zen 4) on the validation split above, at
+budgets that buy there what 15 min and 1 h buy on a 2-core Intel Xeon @
+2.00 GHz (its batches take ~0.45 of that Xeon's): budget=7m -> 8,258
+updates, 44.2 mm action-averaged (39.8 frame-averaged, P-MPJPE 35.0);
+budget=27m -> 26,794 updates, 36.1 mm (33.3 frame-averaged, P-MPJPE 28.6).
+The first recipe (frames=27,depth=4,lr=1e-3) on that Xeon: 112.3 mm at 15m,
+54.4 mm at 1h, 42.3 mm at 2h; the default settings above 123.0 mm in 15
+minutes and 52.4 mm given budget=2h (README "The CPU recipe").
 
 Arguments: data_dir=..., frames=N, depth=N, dim=N, epochs=N, paper (the
 paper's depth 8 / dim 512 / T 243, for a GPU), cpu (the CPU recipe) with

@@ -206,9 +206,9 @@ def cpu_recipe(config: ml_collections.ConfigDict, budget: str = "2h",
   settings for a wall-clock budget on a 2-core CPU (README "The CPU recipe"
   has the measured comparison with the old small-model settings).
 
-  A small model (depth 2, dim 64, T = 5) whose batch of 16 costs 0.15 of
-  the old recipe's (depth 4, T = 27, ~1 s there), so it buys ~6x the
-  updates; in a search at equal time budgets on CMU mocap (README "The CPU
+  A small model (depth 2, dim 64, T = 5) whose batch of 16 costs about a
+  tenth of the old recipe's (depth 4, T = 27, ~1 s there), so it buys ~10x
+  the updates; in a search at equal time budgets on CMU mocap (README "The CPU
   recipe") those updates beat a longer clip, a deeper or wider model and
   other batch sizes. Noisier 2D (real detections) may favour a longer clip:
   `frames=27,depth=4,lr=1e-3` is the old recipe. One update per batch (no
