@@ -18,20 +18,38 @@ from ml_collections import config_flags
 from opformer_jax import errors
 
 
+# glibc.malloc tunables of OPFORMER_ALLOCATOR=keep (reexec_with_allocator).
+KEEP_PAGES_TUNABLES = ":".join((
+    "glibc.malloc.hugetlb=1", "glibc.malloc.mmap_max=0",
+    "glibc.malloc.arena_max=1",
+    f"glibc.malloc.trim_threshold={2 ** 40}"))
+
+
+ALLOCATORS = ("keep", "hugepages", "tcmalloc", "system")
+
+
 def reexec_with_allocator() -> None:
   """Restarts this process once with a malloc that keeps its pages.
 
-  XLA on CPU allocates every step's temporaries afresh; glibc returns big
-  blocks to the kernel and the next step faults them back in, 4 KiB at a
-  time (9 M page faults, 18 % of the CPU time of a dim-512 train step on a
-  2-core machine). `glibc.malloc.hugetlb=1` backs them with huge pages
-  (measured 8 % faster steps, same memory); OPFORMER_ALLOCATOR=tcmalloc
-  preloads tcmalloc where installed (15 % faster, but about twice the peak
-  RSS); OPFORMER_ALLOCATOR=system (or a GLIBC_TUNABLES / LD_PRELOAD already
-  set) leaves the process alone. Must run before anything is imported that
-  allocates much, i.e. first in an entry point.
+  XLA on CPU allocates every step's temporaries afresh; glibc hands blocks
+  over 32 MiB back to the kernel when they are freed and the next step
+  faults them in again (millions of page faults, 18 % of the CPU time of a
+  dim-512 train step on a 2-core machine with 4 KiB pages; 30-40 k faults
+  and ~2 s of kernel time per T = 243 step with huge pages). The default,
+  OPFORMER_ALLOCATOR=keep, sets GLIBC_TUNABLES to serve every block from
+  one heap (`mmap_max=0`, `arena_max=1`: thread arenas would mmap big
+  blocks), never trim it (`trim_threshold`) and back it with huge pages
+  (`hugetlb=1`): after the first step no page faults, the same peak RSS.
+  OPFORMER_ALLOCATOR=hugepages is huge pages only (the earlier default),
+  OPFORMER_ALLOCATOR=tcmalloc preloads tcmalloc where installed (about
+  twice the peak RSS), OPFORMER_ALLOCATOR=system (or a GLIBC_TUNABLES /
+  LD_PRELOAD already set) leaves the process alone. Must run before
+  anything is imported that allocates much, i.e. first in an entry point.
   """
-  choice = os.environ.get("OPFORMER_ALLOCATOR", "hugepages")
+  choice = os.environ.get("OPFORMER_ALLOCATOR", "keep")
+  if choice not in ALLOCATORS:
+    sys.exit(f"error: OPFORMER_ALLOCATOR={choice!r}; expected one of "
+             f"{', '.join(ALLOCATORS)}")
   if (not sys.platform.startswith("linux") or choice == "system" or
       "GLIBC_TUNABLES" in os.environ or "LD_PRELOAD" in os.environ):
     return
@@ -45,7 +63,8 @@ def reexec_with_allocator() -> None:
       return
     env["LD_PRELOAD"] = libs[0]
   else:
-    env["GLIBC_TUNABLES"] = "glibc.malloc.hugetlb=1"
+    env["GLIBC_TUNABLES"] = (KEEP_PAGES_TUNABLES if choice == "keep"
+                             else "glibc.malloc.hugetlb=1")
   argv = getattr(sys, "orig_argv", None) or [sys.executable] + sys.argv
   os.execve(sys.executable, argv, env)
 

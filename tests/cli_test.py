@@ -120,3 +120,48 @@ def test_interrupted_run_prints_one_line_and_exits_as_the_signal_would(
   assert run.stderr.splitlines() == [
       "SIGTERM: stopped at micro-step 5 of 12, saved in w/checkpoints/5; run "
       "the same command to resume."]
+
+
+_ALLOC_SCRIPT = """
+import os, resource, sys
+from opformer_jax import cli
+cli.reexec_with_allocator()
+import numpy as np
+def faults_of_a_fresh_block():
+  # 256 MiB, far above glibc's 32 MiB mmap ceiling: without the tunables it
+  # is mmapped on every allocation and faulted in page by page.
+  before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+  np.ones(2 ** 25).sum()
+  return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+faults_of_a_fresh_block()
+print(os.environ.get("GLIBC_TUNABLES"), faults_of_a_fresh_block())
+"""
+
+
+def _alloc_run(choice):
+  env = {k: v for k, v in os.environ.items()
+         if k not in ("GLIBC_TUNABLES", "LD_PRELOAD")}
+  env.update(OPFORMER_ALLOCATOR=choice, PYTHONPATH=str(REPO))
+  return subprocess.run([sys.executable, "-c", _ALLOC_SCRIPT], env=env,
+                        capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"),
+                    reason="glibc tunables are Linux-only")
+def test_default_allocator_reuses_freed_blocks_without_page_faults():
+  tunables, faults = _alloc_run("keep").stdout.split()
+  assert tunables == cli.KEEP_PAGES_TUNABLES
+  # The second 256 MiB block comes from the kept heap: no page faulted in
+  # (a few for numpy's own bookkeeping), against one per 4 KiB page (65,536)
+  # or per huge page (128) when glibc maps it afresh.
+  assert int(faults) < 64, faults
+  tunables, faults = _alloc_run("system").stdout.split()
+  assert tunables == "None" and int(faults) >= 128, faults
+
+
+def test_unknown_allocator_is_one_line():
+  run = _alloc_run("jemalloc")
+  assert run.returncode != 0 and "Traceback" not in run.stderr
+  assert run.stderr.strip() == ("error: OPFORMER_ALLOCATOR='jemalloc'; "
+                                "expected one of keep, hugepages, tcmalloc, "
+                                "system")
