@@ -91,6 +91,24 @@ def alternate(fns: dict, repeats: int, warmup: int = 1) -> dict:
   return {name: Timing(t) for name, t in times.items()}
 
 
+def paired_ratio(num: Timing, den: Timing) -> dict:
+  """Ratios num_i / den_i of the calls `alternate` made side by side.
+
+  Each round times the two calls back to back, so a round's ratio sees one
+  load level; the median over rounds resists a shared machine's drift
+  better than the ratio of the two medians.
+
+  Returns:
+    dict with 'median', 'min', 'max' and 'ratios' (one per round).
+  """
+  if len(num.times) != len(den.times):
+    raise ValueError(f"paired_ratio: {len(num.times)} vs {len(den.times)} "
+                     "rounds; expected the Timings of one `alternate` call")
+  ratios = [a / b for a, b in zip(num.times, den.times)]
+  return {"median": statistics.median(ratios), "min": min(ratios),
+          "max": max(ratios), "ratios": ratios}
+
+
 # Dense bf16 tensor-core peaks from the vendors' data sheets, TFLOP/s
 # (without sparsity), by a substring of `jax.Device.device_kind`.
 NOMINAL_BF16_TFLOPS = (("H100 PCIe", 756), ("H100 NVL", 835), ("H100", 989),

@@ -39,7 +39,8 @@ def reexec_with_allocator() -> None:
   OPFORMER_ALLOCATOR=keep, sets GLIBC_TUNABLES to serve every block from
   one heap (`mmap_max=0`, `arena_max=1`: thread arenas would mmap big
   blocks), never trim it (`trim_threshold`) and back it with huge pages
-  (`hugetlb=1`): after the first step no page faults, the same peak RSS.
+  (`hugetlb=1`): after the first step no page faults, and the same peak
+  RSS for a JAX process (T = 243 train steps: 4.9 GB against 5.0 GB).
   OPFORMER_ALLOCATOR=hugepages is huge pages only (the earlier default),
   OPFORMER_ALLOCATOR=tcmalloc preloads tcmalloc where installed (about
   twice the peak RSS), OPFORMER_ALLOCATOR=system (or a GLIBC_TUNABLES /

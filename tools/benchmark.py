@@ -206,16 +206,19 @@ def _compare_torch(config, b, out):
                                 _STEPS.value, warmup=2)
     gflop = 3 * fl if kind == "train" else fl
     ratio = times["torch"].median / times["jax"].median
+    paired = benchmark.paired_ratio(times["torch"], times["jax"])
     print(f"compare {kind}: JAX {_fmt_timing(times['jax'])}; PyTorch "
           f"{_fmt_timing(times['torch'])}")
     print(f"  JAX / PyTorch throughput: {ratio:.2f}x (JAX "
           f"{gflop / times['jax'].median:.0f}, PyTorch "
-          f"{gflop / times['torch'].median:.0f} GFLOP/s)")
+          f"{gflop / times['torch'].median:.0f} GFLOP/s); per round "
+          f"{paired['median']:.2f}x ({paired['min']:.2f}-"
+          f"{paired['max']:.2f}x)")
     out.setdefault("compare_torch", {})[kind] = {
         "jax_s": times["jax"].times, "torch_s": times["torch"].times,
         "jax_median_s": times["jax"].median,
         "torch_median_s": times["torch"].median, "ratio": ratio,
-        "torch": torch.__version__}
+        "ratio_per_round": paired, "torch": torch.__version__}
 
 
 def _pipeline(config, b, train_clips_per_s, out):
