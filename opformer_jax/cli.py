@@ -18,14 +18,16 @@ from ml_collections import config_flags
 from opformer_jax import errors
 
 
-# glibc.malloc tunables of OPFORMER_ALLOCATOR=keep (reexec_with_allocator).
+# GLIBC_TUNABLES of OPFORMER_ALLOCATOR=hugepages and =keep
+# (reexec_with_allocator).
+HUGEPAGES_TUNABLES = "glibc.malloc.hugetlb=1"
 KEEP_PAGES_TUNABLES = ":".join((
-    "glibc.malloc.hugetlb=1", "glibc.malloc.mmap_max=0",
+    HUGEPAGES_TUNABLES, "glibc.malloc.mmap_max=0",
     "glibc.malloc.arena_max=1",
     f"glibc.malloc.trim_threshold={2 ** 40}"))
+_TUNABLES = {"keep": KEEP_PAGES_TUNABLES, "hugepages": HUGEPAGES_TUNABLES}
 
-
-ALLOCATORS = ("keep", "hugepages", "tcmalloc", "system")
+ALLOCATORS = (*_TUNABLES, "tcmalloc", "system")
 
 
 def reexec_with_allocator() -> None:
@@ -64,8 +66,7 @@ def reexec_with_allocator() -> None:
       return
     env["LD_PRELOAD"] = libs[0]
   else:
-    env["GLIBC_TUNABLES"] = (KEEP_PAGES_TUNABLES if choice == "keep"
-                             else "glibc.malloc.hugetlb=1")
+    env["GLIBC_TUNABLES"] = _TUNABLES[choice]
   argv = getattr(sys, "orig_argv", None) or [sys.executable] + sys.argv
   os.execve(sys.executable, argv, env)
 

@@ -94,6 +94,8 @@ def test_benchmark_compare_torch_prints_both_medians_and_the_ratio():
                 if l.startswith(f"compare {kind}:"))
     assert "JAX median" in line and "PyTorch median" in line
   assert out.count("JAX / PyTorch throughput: ") == 2
+  assert len(re.findall(r"; per round \d+\.\d\dx \(\d+\.\d\d-\d+\.\d\dx\)",
+                        out)) == 2
   assert "PyTorch 2." in out
 
 
