@@ -318,7 +318,7 @@ def restore_model(config: ml_collections.ConfigDict, workdir: str,
   diff = {k: (saved_model[k], config.model[k]) for k in saved_model
           if k in config.model and saved_model[k] != config.model[k]
           and k not in ("remat", "dtype", "attention_impl",
-                        "part_attention", "scan_unroll")}
+                        "part_attention", "scan_unroll", "loop_impl")}
   if diff:
     raise errors.ConfigError(
         f"checkpoint {mngr.directory}/{step} was trained with a different "

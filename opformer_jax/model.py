@@ -41,6 +41,14 @@ REMAT_POLICIES = {
     "dots": jax.checkpoint_policies.dots_with_no_batch_dims_saveable}
 
 
+# How the L loops run when their parameters are stacked (model.scan_layers):
+# 'scan' traces one loop body inside nnx.scan (fast compile; the backward
+# pass reads and writes each loop's saved activations in stacked buffers);
+# 'unrolled' slices the stacked parameters and traces the L loops one after
+# another (same function and checkpoints, longer compile, no stacked copies).
+LOOP_IMPLS = ("scan", "unrolled")
+
+
 def _dtype(name):
   return {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[name]
 
@@ -254,6 +262,10 @@ class OPFormer(nnx.Module):
 
     self.scan_layers = cfg.scan_layers
     self.scan_unroll = cfg.get("scan_unroll", 1)
+    self.loop_impl = cfg.get("loop_impl", "unrolled")
+    if self.loop_impl not in LOOP_IMPLS:
+      raise ValueError(f"model.loop_impl={self.loop_impl!r}; expected one "
+                       f"of {LOOP_IMPLS}")
     if cfg.scan_layers:
       @nnx.split_rngs(splits=cfg.depth)
       @nnx.vmap(in_axes=(0,), out_axes=0)
@@ -324,13 +336,15 @@ class OPFormer(nnx.Module):
       k = xs[1] if len(xs) > 1 else None
       return _carry(body(h, loop, k, xs[0]), return_attention)
 
-    if self.scan_layers:
+    if self.scan_layers and self.loop_impl == "scan":
       h, maps = nnx.scan(step, in_axes=(nnx.Carry, 0, 0),
                          out_axes=(nnx.Carry, 0),
                          unroll=self.scan_unroll)(h, self.loops, xs)
     else:
+      loops = (_unstack(self.loops, self.depth) if self.scan_layers
+               else self.loops)
       maps = []
-      for i, loop in enumerate(self.loops):
+      for i, loop in enumerate(loops):
         h, m = step(h, loop, jax.tree.map(lambda a, i=i: a[i], xs))
         maps.append(m)
       maps = (jax.tree.map(lambda *a: jnp.stack(a), *maps)
@@ -340,6 +354,19 @@ class OPFormer(nnx.Module):
       h = jnp.tanh(self.pre_logits(h))
     out = self.head(h).astype(jnp.float32)
     return (out, maps) if return_attention else out
+
+
+def _unstack(stacked: nnx.Module, depth: int) -> list:
+  """The `depth` modules of an `nnx.vmap`-stacked module, for a Python loop.
+
+  Split with `jnp.split`, whose gradient is one concatenate per parameter
+  (indexing `a[i]` would give `depth` zero-padded copies summed).
+  """
+  graphdef, state = nnx.split(stacked)
+  leaves, treedef = jax.tree.flatten(state)
+  pieces = [jnp.split(a, depth) for a in leaves]
+  return [nnx.merge(graphdef, jax.tree.unflatten(
+      treedef, [p[i][0] for p in pieces])) for i in range(depth)]
 
 
 def _carry(res, return_attention):

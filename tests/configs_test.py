@@ -24,13 +24,12 @@ def test_cpu_recipe_size_and_its_overrides(module):
   assert size(c) == (5, 2, 64, 16, 1)
   assert (c.train.budget, c.optim.schedule, c.model.part_attention) == (
       "2h", "cosine", "masked_dense")
-  assert (c.optim.lr, c.data.train_stride, c.model.scan_unroll) == (
-      2e-3, 1, 2)
+  assert (c.optim.lr, c.data.train_stride, c.model.loop_impl) == (
+      2e-3, 1, "unrolled")
   # The size arguments reach the recipe (they used to be ignored there).
   c = module.get_config("cpu,frames=81,depth=6,dim=96,budget=15m,lr=2e-3")
   assert size(c) == (81, 6, 96, 16, 1)
   assert (c.data.train_stride, c.model.max_frames) == (27, 81)
-  assert c.model.scan_unroll == 6
   assert (c.train.budget, c.optim.lr) == ("15m", 2e-3)
 
 

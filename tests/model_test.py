@@ -66,7 +66,8 @@ def test_padded_vmapped_part_attention_equals_unpadded_loop(part_weights,
 
 
 @pytest.mark.parametrize("kw", [{"part_attention": "masked_dense"},
-                                {"scan_unroll": 2}])
+                                {"loop_impl": "scan"},
+                                {"loop_impl": "scan", "scan_unroll": 2}])
 def test_speed_options_compute_the_same_function(kw):
   """Off-default speed options: same parameters, same outputs, gradients
   and attention maps as the default implementation (up to rounding)."""
@@ -82,6 +83,29 @@ def test_speed_options_compute_the_same_function(kw):
   np.testing.assert_allclose(out_a, out_b, atol=1e-5)
   for k in maps_a:
     np.testing.assert_allclose(maps_a[k], maps_b[k], atol=1e-6)
+
+
+def test_unrolled_loops_draw_the_scanned_loops_dropout():
+  """loop_impl 'unrolled' (the default) and 'scan' share the parameter tree
+  (one checkpoint restores into both) and, in training mode, the per-loop
+  dropout and drop-path keys: same outputs and gradients."""
+  kw = dict(drop_rate=0.2, attn_drop_rate=0.2, drop_path_rate=0.3)
+  scan = model_lib.build_model(tiny_cfg(loop_impl="scan", **kw))
+  unrolled = model_lib.build_model(tiny_cfg(loop_impl="unrolled", **kw))
+  assert (jax.tree.structure(nnx.state(scan)) ==
+          jax.tree.structure(nnx.state(unrolled)))
+  x, key = rand((2, 5, 17, 3)), jax.random.key(7)
+  loss = lambda m: jnp.mean(m(x, key=key) ** 2)
+  assert loss(scan) != jnp.mean(scan(x) ** 2)  # the key draws dropout
+  np.testing.assert_allclose(loss(scan), loss(unrolled), rtol=1e-6)
+  for a, b in zip(jax.tree.leaves(nnx.grad(loss)(scan)),
+                  jax.tree.leaves(nnx.grad(loss)(unrolled))):
+    np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_unknown_loop_impl_is_one_clear_error():
+  with pytest.raises(ValueError, match="model.loop_impl='while'"):
+    model_lib.build_model(tiny_cfg(loop_impl="while"))
 
 
 def test_group_mask_is_block_diagonal_over_the_oparts():

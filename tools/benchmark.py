@@ -117,8 +117,9 @@ def _header(config, b, out):
   print(f"model: depth {m.depth}, dim {m.dim}, heads {m.num_heads}, "
         f"variant {m.variant}, dtype {m.dtype}, remat {m.remat}, attention "
         f"{m.attention_impl}, part attention "
-        f"{m.get('part_attention', 'grouped')}, scan unroll "
-        f"{m.get('scan_unroll', 1)}; T={t}, batch {b}")
+        f"{m.get('part_attention', 'grouped')}, loops "
+        f"{m.get('loop_impl', 'unrolled')} (scan unroll "
+        f"{m.get('scan_unroll', 1)}); T={t}, batch {b}")
   fl = model_lib.flops_per_clip(m, t)["total"]
   print(f"FLOPs (model count): {fl / 1e9:.2f} GFLOP forward per clip, "
         f"{3 * fl * b / 1e9:.1f} GFLOP per train step")
