@@ -50,10 +50,11 @@ def model_config() -> ml_collections.ConfigDict:
   # activations to copy; different checkpoint layout).
   m.scan_layers = True
   m.scan_unroll = 1            # Loops per scan iteration (loop_impl='scan').
-  # With scan_layers, how the stacked loops run (model.LOOP_IMPLS):
-  # 'unrolled' (same function and checkpoints as 'scan'; T = 243 train step
-  # 1.07x faster on a 2-core CPU, longer compile) or 'scan'.
-  m.loop_impl = "unrolled"
+  # With scan_layers, how the stacked loops run (model.LOOP_IMPLS): 'scan',
+  # or 'unrolled' (same function and checkpoints; T = 243 depth-2 train step
+  # 1.07x faster on a 2-core CPU, but 1.46x the peak memory and twice the
+  # compile time).
+  m.loop_impl = "scan"
   m.attention_impl = "einsum"  # 'einsum', 'xla' or 'cudnn' (GPU, bf16).
   # OPart attention: 'grouped' (padded parts, vmapped) or 'masked_dense'
   # (one attention over the frame's tokens, block-diagonal mask).
@@ -194,7 +195,7 @@ def small_cpu_model(config: ml_collections.ConfigDict, depth: int,
   """A small OPFormer (4 heads, MLP ratio 2) with the options that compute
   the same function faster at this size on a CPU (T = 27, batch 16 on 2
   cores: 1.42 s -> 1.03 s per step): the depth loop unrolled (no stacked
-  saved activations; now also the default for every config) and the part
+  saved activations; the memory does not matter at this size) and the part
   attention as one block-masked attention instead of thousands of tiny
   5 x 5 products in the backward pass."""
   m = config.model

@@ -45,7 +45,9 @@ REMAT_POLICIES = {
 # 'scan' traces one loop body inside nnx.scan (fast compile; the backward
 # pass reads and writes each loop's saved activations in stacked buffers);
 # 'unrolled' slices the stacked parameters and traces the L loops one after
-# another (same function and checkpoints, longer compile, no stacked copies).
+# another (same function and checkpoints, no stacked copies: 7 % faster on a
+# 2-core CPU, but twice the compile time and, as XLA schedules the unrolled
+# backward pass, 1.46x the peak memory).
 LOOP_IMPLS = ("scan", "unrolled")
 
 
@@ -262,7 +264,7 @@ class OPFormer(nnx.Module):
 
     self.scan_layers = cfg.scan_layers
     self.scan_unroll = cfg.get("scan_unroll", 1)
-    self.loop_impl = cfg.get("loop_impl", "unrolled")
+    self.loop_impl = cfg.get("loop_impl", "scan")
     if self.loop_impl not in LOOP_IMPLS:
       raise ValueError(f"model.loop_impl={self.loop_impl!r}; expected one "
                        f"of {LOOP_IMPLS}")

@@ -66,8 +66,8 @@ def test_padded_vmapped_part_attention_equals_unpadded_loop(part_weights,
 
 
 @pytest.mark.parametrize("kw", [{"part_attention": "masked_dense"},
-                                {"loop_impl": "scan"},
-                                {"loop_impl": "scan", "scan_unroll": 2}])
+                                {"loop_impl": "unrolled"},
+                                {"scan_unroll": 2}])
 def test_speed_options_compute_the_same_function(kw):
   """Off-default speed options: same parameters, same outputs, gradients
   and attention maps as the default implementation (up to rounding)."""
@@ -86,7 +86,7 @@ def test_speed_options_compute_the_same_function(kw):
 
 
 def test_unrolled_loops_draw_the_scanned_loops_dropout():
-  """loop_impl 'unrolled' (the default) and 'scan' share the parameter tree
+  """loop_impl 'unrolled' and 'scan' (the default) share the parameter tree
   (one checkpoint restores into both) and, in training mode, the per-loop
   dropout and drop-path keys: same outputs and gradients."""
   kw = dict(drop_rate=0.2, attn_drop_rate=0.2, drop_path_rate=0.3)

@@ -118,7 +118,7 @@ def _header(config, b, out):
         f"variant {m.variant}, dtype {m.dtype}, remat {m.remat}, attention "
         f"{m.attention_impl}, part attention "
         f"{m.get('part_attention', 'grouped')}, loops "
-        f"{m.get('loop_impl', 'unrolled')} (scan unroll "
+        f"{m.get('loop_impl', 'scan')} (scan unroll "
         f"{m.get('scan_unroll', 1)}); T={t}, batch {b}")
   fl = model_lib.flops_per_clip(m, t)["total"]
   print(f"FLOPs (model count): {fl / 1e9:.2f} GFLOP forward per clip, "
