@@ -50,10 +50,8 @@ def model_config() -> ml_collections.ConfigDict:
   # activations to copy; different checkpoint layout).
   m.scan_layers = True
   m.scan_unroll = 1            # Loops per scan iteration (loop_impl='scan').
-  # With scan_layers, how the stacked loops run (model.LOOP_IMPLS): 'scan',
-  # or 'unrolled' (same function and checkpoints; T = 243 depth-2 train step
-  # 1.07x faster on a 2-core CPU, but 1.46x the peak memory and twice the
-  # compile time).
+  # With scan_layers, how the stacked loops run: 'scan' or 'unrolled' (same
+  # function and checkpoints; the trade-off is at model.LOOP_IMPLS).
   m.loop_impl = "scan"
   m.attention_impl = "einsum"  # 'einsum', 'xla' or 'cudnn' (GPU, bf16).
   # OPart attention: 'grouped' (padded parts, vmapped) or 'masked_dense'
