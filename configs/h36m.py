@@ -1,6 +1,6 @@
 r"""OPFormer on Human3.6M (paper Tables 1, 2, 4, 5, 6).
 
-Prepare the data once (any of the three layouts; README "Data"):
+Prepare the data once (any of the three layouts; docs/data.md):
 
   python tools/prepare_h36m.py --layout=motionbert_pkl \
       --input=h36m_sh_conf_cam_source_final.pkl --output_dir=data/h36m_sh
@@ -23,8 +23,8 @@ Arguments after the colon (comma-separated):
                      + 0.5 N-MPJPE) instead of the paper's eq. 16 + Adam.
   tiny               depth 2, dim 64 (a smoke test, not a result).
   cpu[,budget=2h]    the CPU recipe for a wall-clock budget on a 2-core
-                     CPU (`config_lib.cpu_recipe`; README "The CPU
-                     recipe"), e.g. configs/h36m.py:data_dir=...,cpu,budget=2h;
+                     CPU (`config_lib.cpu_recipe`; docs/training.md,
+                     "The CPU recipe"), e.g. configs/h36m.py:data_dir=...,cpu,budget=2h;
                      with cpu, t27 / frames=, depth=, dim= and lr= change
                      the recipe's T, size and learning rate
                      (no Human3.6M here; on CMU mocap through its cameras,

@@ -19,13 +19,12 @@ axis, which mocap placed around the capture volume often is.
 
 Hardware and runtime: the default (depth 4, dim 64, T = 27, 4 epochs of 8.9k
 clips, 2,232 batches of 16) takes about 50 minutes on a 2-core Intel Xeon @
-2.00 GHz (1.38 s per batch; an earlier session timed about 20 minutes on
-another 2-core machine) and reaches 67.3 mm
+2.00 GHz (1.38 s per batch, 2026-12-01) and reaches 67.3 mm
 action-averaged (60.7 mm frame-averaged, P-MPJPE 53.7 mm) on the validation
 split prepared as above (measured; no paper number exists for this data).
 
-CPU recipe for a wall-clock budget (`config_lib.cpu_recipe`; README
-"The CPU recipe" compares it with the default above):
+CPU recipe for a wall-clock budget (`config_lib.cpu_recipe`; docs/training.md,
+"The CPU recipe", compares it with the default above):
 
   python -m opformer_jax.train \
       --config=configs/mocap.py:data_dir=data/mocap,cpu,budget=2h \
@@ -38,7 +37,7 @@ updates, 44.2 mm action-averaged (39.8 frame-averaged, P-MPJPE 35.0);
 budget=27m -> 26,794 updates, 36.1 mm (33.3 frame-averaged, P-MPJPE 28.6).
 The first recipe (frames=27,depth=4,lr=1e-3) on that Xeon: 112.3 mm at 15m,
 54.4 mm at 1h, 42.3 mm at 2h; the default settings above 123.0 mm in 15
-minutes and 52.4 mm given budget=2h (README "The CPU recipe").
+minutes and 52.4 mm given budget=2h (docs/training.md, "The CPU recipe").
 
 Arguments: data_dir=..., frames=N, depth=N, dim=N, epochs=N, paper (the
 paper's depth 8 / dim 512 / T 243, for a GPU), cpu (the CPU recipe) with
@@ -76,6 +75,6 @@ def get_config(arg=None):
     t.checkpoint_every = 500
     config.optim.lr = a.lr or 1e-3
     config.optim.lr_decay = 0.9
-    config.loss.w_vel = 1.0   # as the quickstart: a short run (README)
+    config.loss.w_vel = 1.0   # as the quickstart: a short run
     config.eval.batch_size = 32
   return config

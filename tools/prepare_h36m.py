@@ -1,6 +1,6 @@
 r"""Converts Human3.6M to the project NPZ schema: <output_dir>/{train,test}.npz.
 
-Three source layouts (see README "Data"):
+Three source layouts (see docs/data.md):
 
   # (a) MotionBERT / MotionAGFormer pickle (SH detections + confidence):
   python tools/prepare_h36m.py --layout=motionbert_pkl \
