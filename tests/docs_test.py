@@ -366,3 +366,29 @@ def test_bad_links_are_reported(tmp_path):
   assert len(problems) == 3, problems
   assert "missing.md" in problems[0] and "#nope" in problems[1]
   assert "#nope2" in problems[2]
+
+
+def test_render_frames_draws_the_readme_picture(tmp_path):
+  """tools/render_frames.py: one column per frame of an infer output."""
+  import json  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  num = 30
+  kp2d = (rng.normal(size=(num, 17, 2)) * 50 + 500).astype(np.float32)
+  pose = (rng.normal(size=(num, 17, 3)) * 300).astype(np.float32)
+  meta = {"layout": "h36m17", "image_size": [1000, 1000]}
+  np.savez(tmp_path / "walk.npz", kp2d=kp2d, pose3d_mm=pose,
+           meta=json.dumps(meta))
+  sizes = {}
+  for frames in (2, 4):
+    out = tmp_path / f"walk{frames}.png"
+    run = subprocess.run(
+        [sys.executable, "tools/render_frames.py", f"--input={tmp_path}/walk.npz",
+         f"--output={out}", f"--frames={frames}"],
+        cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    with Image.open(out) as im:
+      sizes[frames] = im.size
+  (w2, h2), (w4, h4) = sizes[2], sizes[4]
+  assert h2 == h4 and w4 == 2 * w2, sizes
