@@ -71,8 +71,7 @@ class VideoInfo:
 def is_video_input(path: str) -> bool:
   """True for a video file (by extension) or a folder holding images."""
   if os.path.isdir(path):
-    return bool(_image_files(path)) or not any(
-        n.endswith(".json") for n in os.listdir(path))
+    return bool(_image_files(path))
   return os.path.splitext(path)[1].lower() in VIDEO_EXTENSIONS
 
 
