@@ -1,6 +1,7 @@
 """Streaming decode: rotation, timestamps, odd sizes, image folders, errors."""
 
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -9,8 +10,16 @@ from PIL import Image
 from opformer_jax import errors
 from opformer_jax.infer import video
 
-pytest.importorskip("av", reason="video input needs PyAV: pip install -e "
-                    "\".[video]\"")
+
+
+def test_without_the_extra_a_video_is_one_line_naming_it(tmp_path,
+                                                        monkeypatch):
+  monkeypatch.setitem(sys.modules, "av", None)   # as if not installed
+  clip = tmp_path / "clip.mp4"
+  clip.write_bytes(b"\0" * 10)
+  with pytest.raises(errors.UserError, match=r'video input needs PyAV and '
+                     r'MediaPipe: pip install -e "\.\[video\]"'):
+    video.probe(str(clip))
 
 
 def _gradient(h, w, i=0):
