@@ -86,18 +86,19 @@ def _image_files(folder: str) -> list[str]:
   return [os.path.join(folder, n) for n in sorted(names, key=_natural_key)]
 
 
-def _av():
+def _av(path):
   try:
     import av  # pylint: disable=g-import-not-at-top
   except ImportError as e:
     raise errors.UserError(
-        f"video input needs PyAV and MediaPipe: {INSTALL_HINT}") from e
+        f"{path}: video input needs PyAV and MediaPipe: {INSTALL_HINT}"
+    ) from e
   return av
 
 
 def _open(path):
   """(container, video stream) or DataError."""
-  av = _av()
+  av = _av(path)
   if not os.path.isfile(path):
     raise errors.DataError(errors.bad_input(path, "no such file", _EXPECTED))
   try:
@@ -171,7 +172,7 @@ def _read_image(path: str) -> np.ndarray:
 
 def _decode(path, container, stream):
   """Yields (rotation, Frame) for every frame; DataError when damaged."""
-  av = _av()
+  av = _av(path)
   t0 = None
   n = 0
   try:

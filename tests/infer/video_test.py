@@ -10,6 +10,14 @@ from PIL import Image
 from opformer_jax import errors
 from opformer_jax.infer import video
 
+import video_clips
+
+
+@pytest.fixture(name="write_clip")
+def _write_clip():
+  video_clips.need_av()
+  return video_clips.write_clip
+
 
 
 def test_without_the_extra_a_video_is_one_line_naming_it(tmp_path,
@@ -17,7 +25,7 @@ def test_without_the_extra_a_video_is_one_line_naming_it(tmp_path,
   monkeypatch.setitem(sys.modules, "av", None)   # as if not installed
   clip = tmp_path / "clip.mp4"
   clip.write_bytes(b"\0" * 10)
-  with pytest.raises(errors.UserError, match=r'video input needs PyAV and '
+  with pytest.raises(errors.UserError, match=r'clip.mp4: video input needs PyAV and '
                      r'MediaPipe: pip install -e "\.\[video\]"'):
     video.probe(str(clip))
 
@@ -139,6 +147,7 @@ def test_frames_stream_lazily_and_prefetch_reraises(write_clip, tmp_path):
 
 
 def test_is_video_input_by_extension(tmp_path):
+  del tmp_path
   assert video.is_video_input("clip.MP4") and video.is_video_input("a.webm")
   assert not video.is_video_input("keypoints.json")
   assert not video.is_video_input("clip_2d.npz")

@@ -1,10 +1,13 @@
-"""Clips written frame by frame from arrays, for the video-input tests."""
+"""Clips written frame by frame from arrays, for the video-input tests.
+
+(Not a conftest.py: tests import the top-level tests/conftest.py by name.)
+"""
 
 import numpy as np
 import pytest
 
 
-def _write_clip(path, images, fps=25, rotation=None, codec=None,
+def write_clip(path, images, fps=25, rotation=None, codec=None,
                 times_s=None):
   """Writes (H, W, 3) uint8 `images` as a video with PyAV.
 
@@ -38,11 +41,10 @@ def _write_clip(path, images, fps=25, rotation=None, codec=None,
   return path
 
 
-@pytest.fixture
-def write_clip():
+def need_av():
+  """Skips the test, with the reason, where PyAV is not installed."""
   pytest.importorskip("av", reason="video input needs PyAV: pip install -e "
                       "\".[video]\"")
-  return _write_clip
 
 
 def person_clip_frames(num_frames=30, size=(1280, 720)):
@@ -61,8 +63,3 @@ def person_clip_frames(num_frames=30, size=(1280, 720)):
     y = max(0, min(h - ph, 60 + int(20 * np.sin(i / 8))))
     frame[y:y + ph, x:x + pw] = person
     yield frame
-
-
-@pytest.fixture
-def person_frames():
-  return person_clip_frames
