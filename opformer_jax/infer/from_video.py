@@ -22,6 +22,7 @@ import os
 
 import numpy as np
 
+from opformer_jax import errors
 from opformer_jax import fileio
 from opformer_jax.formats import blazepose
 from opformer_jax.infer import detect
@@ -55,6 +56,10 @@ def detect_to_file(input_path: str, out_dir: str, start_s: float = 0.0,
   Returns:
     The 2D file's path.
   """
+  if start_s < 0 or (end_s is not None and end_s <= start_s):
+    raise errors.UserError(
+        f"--start={start_s:g} --end={end_s}: expected 0 <= start < end "
+        "(seconds from the video's first frame)")
   info = video.probe(input_path, fps)
   total = None
   if info.num_frames and info.rate:

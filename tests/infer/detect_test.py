@@ -98,6 +98,9 @@ def test_start_end_select_by_seconds(write_clip, tmp_path, monkeypatch):
   dets = detect.detect_video(path, start_s=0.25, end_s=0.5, progress=False)
   np.testing.assert_array_equal(dets.frame_ids, [5, 6, 7, 8, 9])
   np.testing.assert_allclose(dets.times_s, np.arange(5, 10) / 20)
+  with pytest.raises(errors.UserError, match=r"--start=2 --end=1: expected "
+                     r"0 <= start < end"):
+    from_video.detect_to_file(path, str(tmp_path / "o"), 2.0, 1.0)
 
 
 def test_missing_mediapipe_is_one_line_naming_the_extra(monkeypatch):
