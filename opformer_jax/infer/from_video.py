@@ -58,7 +58,7 @@ def detect_to_file(input_path: str, out_dir: str, start_s: float = 0.0,
   """
   if start_s < 0 or (end_s is not None and end_s <= start_s):
     raise errors.UserError(
-        f"--start={start_s:g} --end={end_s}: expected 0 <= start < end "
+        f"--start={start_s:g} --end={end_s if end_s is None else f'{end_s:g}'}: expected 0 <= start < end "
         "(seconds from the video's first frame)")
   info = video.probe(input_path, fps)
   total = None
