@@ -57,8 +57,9 @@ def detect_to_file(input_path: str, out_dir: str, start_s: float = 0.0,
     The 2D file's path.
   """
   if start_s < 0 or (end_s is not None and end_s <= start_s):
+    end = "(the end)" if end_s is None else f"{end_s:g}"
     raise errors.UserError(
-        f"--start={start_s:g} --end={end_s if end_s is None else f'{end_s:g}'}: expected 0 <= start < end "
+        f"--start={start_s:g} --end={end}: expected 0 <= start < end "
         "(seconds from the video's first frame)")
   info = video.probe(input_path, fps)
   total = None
