@@ -136,8 +136,8 @@ def main(argv):
           fps=30, image_size=track.image_size,
           trajectory=result["root_cam_mm"], max_frames=None,
           background=from_video.background(clip)))
-      lines.append(f"  render ({_RENDER.value}, video + 3D) {drawn / render_s:5.1f}"
-                   " frames/s drawn")
+      lines.append(f"  render ({_RENDER.value}, video + 3D) "
+                   f"{drawn / render_s:5.1f} frames/s drawn")
   print("\n".join(lines))
 
 

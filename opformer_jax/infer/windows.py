@@ -123,7 +123,8 @@ def predict_sequence(
 
   if flip_tta:
     apply_fn = functools.partial(model_lib.flip_tta, apply_fn, layout=layout)
-  pred = _run_batched(apply_fn, kp2d[idx], batch_size, progress)    # (N, T, J, 3)
+  # (N, T, J, 3)
+  pred = _run_batched(apply_fn, kp2d[idx], batch_size, progress)
 
   total = np.zeros((length,) + pred.shape[2:], np.float64)
   weight_sum = np.zeros((length,), np.float64)

@@ -1,4 +1,4 @@
-"""Detection -> 2D file -> lifting, with a stand-in detector and with BlazePose."""
+"""Detection -> 2D file -> lifting: a stand-in detector, then BlazePose."""
 
 import json
 import os

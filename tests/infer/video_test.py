@@ -25,8 +25,8 @@ def test_without_the_extra_a_video_is_one_line_naming_it(tmp_path,
   monkeypatch.setitem(sys.modules, "av", None)   # as if not installed
   clip = tmp_path / "clip.mp4"
   clip.write_bytes(b"\0" * 10)
-  with pytest.raises(errors.UserError, match=r'clip.mp4: video input needs PyAV and '
-                     r'MediaPipe: pip install -e "\.\[video\]"'):
+  with pytest.raises(errors.UserError, match=r'clip.mp4: video input needs '
+                     r'PyAV and MediaPipe: pip install -e "\.\[video\]"'):
     video.probe(str(clip))
 
 
