@@ -69,9 +69,11 @@ class VideoInfo:
 
 
 def is_video_input(path: str) -> bool:
-  """True for a video file (by extension) or a folder holding images."""
+  """True for a video file (by extension) or a folder holding images (or
+  holding nothing readable: `probe` says what it expected)."""
   if os.path.isdir(path):
-    return bool(_image_files(path))
+    return bool(_image_files(path)) or not any(
+        n.endswith(".json") for n in os.listdir(path))
   return os.path.splitext(path)[1].lower() in VIDEO_EXTENSIONS
 
 
@@ -142,8 +144,9 @@ def probe(path: str, fps: float | None = None) -> VideoInfo:
     files = _image_files(path)
     if not files:
       raise errors.DataError(errors.bad_input(
-          path, "folder holds no images", "image files ("
-          f"{', '.join(IMAGE_EXTENSIONS)}) or a video file"))
+          path, "folder holds no images (nor OpenPose *_keypoints.json "
+          f"files)", f"image files ({', '.join(IMAGE_EXTENSIONS)}), an "
+          "OpenPose --write_json folder, or a video file"))
     first = _read_image(files[0])
     return VideoInfo((first.shape[1], first.shape[0]), fps or 30.0,
                      len(files))

@@ -61,5 +61,5 @@ def person_clip_frames(num_frames=30, size=(1280, 720)):
     frame = np.full((h, w, 3), 90, np.uint8)
     x = 100 + 6 * i
     y = max(0, min(h - ph, 60 + int(20 * np.sin(i / 8))))
-    frame[y:y + ph, x:x + pw] = person
+    frame[y:y + ph, x:x + pw] = person[:h - y, :w - x]
     yield frame

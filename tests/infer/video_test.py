@@ -122,7 +122,10 @@ def test_image_folder_natural_order_and_errors(tmp_path):
     list(video.frames(str(folder)))
   empty = tmp_path / "nothing"
   empty.mkdir()
-  assert not video.is_video_input(str(empty))
+  assert video.is_video_input(str(empty))   # probe says what it expected
+  (empty / "clip_000000000000_keypoints.json").write_text("{}")
+  assert not video.is_video_input(str(empty))   # an OpenPose folder
+  os.remove(empty / "clip_000000000000_keypoints.json")
   with pytest.raises(errors.DataError, match="nothing: folder holds no "
                      "images"):
     video.probe(str(empty))
