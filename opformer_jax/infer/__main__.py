@@ -19,7 +19,9 @@ def _define_flags():
   """This entry point's flags; returns them by name."""
   f = {}
   f["step"] = flags.DEFINE_string("step", "best", "'best', 'latest' or a step.")
-  f["input"] = flags.DEFINE_string("input", None, "Keypoint file (see --format).")
+  f["input"] = flags.DEFINE_string(
+      "input", None, "Keypoint file (see --format), or a video / image "
+      "folder: BlazePose detects the 2D first (docs/video.md).")
   f["output"] = flags.DEFINE_string("output", None, "Output directory.")
   f["format"] = flags.DEFINE_enum(
       "format", "auto", ["auto", "videopose3d", "mmpose", "alphapose",

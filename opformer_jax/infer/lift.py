@@ -8,6 +8,10 @@ a folder written by `pretrained.save` (`--model`), or a training run's
 checkpoint (`--workdir`, with `--config` or the config the checkpoint
 stores).
 
+A video or image folder (`infer.from_video`, docs/video.md) is first run
+through BlazePose into ``<output>/<video>_2d.npz``, which is then lifted
+like any keypoint file.
+
 Every person track in the input file (one per video for VideoPose3D custom
 npz files, the main person per frame for MMPose / AlphaPose JSON) is
 converted to H36M-17 (`keypoint_formats`), normalised by the image size,
