@@ -193,6 +193,12 @@ def _decode(path, container, stream):
         path, f"decoding failed after {n} frames ({_reason(e)}: truncated "
         "or damaged, or a codec this ffmpeg cannot decode)",
         _EXPECTED)) from e
+  # An index written first (faststart MP4) survives truncation: ffmpeg
+  # then just stops early. One frame of slack for encoder edit lists.
+  if stream.frames and n < stream.frames - 1:
+    raise errors.DataError(errors.bad_input(
+        path, f"only {n} of the {stream.frames} frames its index lists "
+        "could be decoded (truncated or damaged)", _EXPECTED))
 
 
 def frames(path: str, start_s: float = 0.0, end_s: float | None = None,

@@ -8,7 +8,7 @@ import pytest
 
 
 def write_clip(path, images, fps=25, rotation=None, codec=None,
-                times_s=None):
+               times_s=None, options=None):
   """Writes (H, W, 3) uint8 `images` as a video with PyAV.
 
   codec None: lossless PNG frames in .mov/.mkv (any size, exact pixels),
@@ -19,7 +19,7 @@ def write_clip(path, images, fps=25, rotation=None, codec=None,
   from fractions import Fraction  # pylint: disable=g-import-not-at-top
   images = list(images)
   codec = codec or "png"
-  with av.open(str(path), "w") as c:
+  with av.open(str(path), "w", options=options or {}) as c:
     s = c.add_stream(codec, rate=fps)
     h, w = (images[0].shape[:2] if images else (48, 64))
     s.width, s.height = w, h

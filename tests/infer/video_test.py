@@ -103,6 +103,16 @@ def test_not_a_video_and_truncated_are_one_line(write_clip, tmp_path):
                      ) as e:
     list(video.frames(str(cut)))
   assert "\n" not in str(e.value)
+  # Index first (faststart): the cut file opens, then ends early.
+  fast = tmp_path / "fast.mp4"
+  rng = np.random.default_rng(0)   # noise: the frames dominate the file
+  write_clip(fast, rng.integers(0, 256, (50, 48, 64, 3), np.uint8),
+             codec="libx264", options={"movflags": "faststart"})
+  data = fast.read_bytes()
+  fast.write_bytes(data[:len(data) // 2])
+  with pytest.raises(errors.DataError, match=r"fast.mp4: only \d+ of the 50 "
+                     r"frames its index lists could be decoded"):
+    list(video.frames(str(fast)))
   with pytest.raises(errors.DataError, match="missing.mp4: no such file"):
     video.probe(str(tmp_path / "missing.mp4"))
 
