@@ -1,6 +1,8 @@
 """`python -m opformer_jax.infer`: lift a keypoint file to 3D.
 
   python -m opformer_jax.infer --input=predictions.json --output=out/
+  python -m opformer_jax.infer --input=clip.mp4 --output=out/ \
+      [--start=S] [--end=S] [--render=mp4] [--render_fps=15]
   python -m opformer_jax.infer --workdir=runs/h36m [--config=configs/h36m.py] \
       --input=predictions.json --output=out/ [--bvh] [--focal_px=1400]
 
@@ -17,7 +19,9 @@ def _define_flags():
   """This entry point's flags; returns them by name."""
   f = {}
   f["step"] = flags.DEFINE_string("step", "best", "'best', 'latest' or a step.")
-  f["input"] = flags.DEFINE_string("input", None, "Keypoint file (see --format).")
+  f["input"] = flags.DEFINE_string(
+      "input", None, "Keypoint file (see --format), or a video / image "
+      "folder: BlazePose detects the 2D first (docs/video.md).")
   f["output"] = flags.DEFINE_string("output", None, "Output directory.")
   f["format"] = flags.DEFINE_enum(
       "format", "auto", ["auto", "videopose3d", "mmpose", "alphapose",
@@ -41,8 +45,23 @@ def _define_flags():
                                     "Flip test-time augmentation.")
   f["fps"] = flags.DEFINE_float("fps", None, "Frame rate when the file stores "
                                 "none (default 30).")
+  f.update(_video_flags())
   f.update(_camera_flags())
   flags.mark_flags_as_required(["input", "output"])
+  return f
+
+
+def _video_flags():
+  """Flags of video input (docs/video.md)."""
+  f = {}
+  f["start"] = flags.DEFINE_float(
+      "start", 0.0, "Video input: first second to detect and lift (time "
+      "from the first frame, so variable-rate files cut where players do).")
+  f["end"] = flags.DEFINE_float("end", None, "Video input: stop before this "
+                                "second; default the end of the video.")
+  f["render_fps"] = flags.DEFINE_float(
+      "render_fps", None, "Frame rate of the animation (every n-th frame "
+      "drawn); default the video's rate.")
   return f
 
 
@@ -91,7 +110,9 @@ def main():
         render_max_frames=f["render_max_frames"].value, fps=f["fps"].value,
         mm_per_px=f["mm_per_px"].value,
         subject_height_mm=f["subject_height_mm"].value,
-        focal_px=f["focal_px"].value, bvh=f["bvh"].value)
+        focal_px=f["focal_px"].value, bvh=f["bvh"].value,
+        start_s=f["start"].value, end_s=f["end"].value,
+        render_fps=f["render_fps"].value, progress=True)
     lift.infer(f["input"].value, f["output"].value, opts,
                config=config.value, workdir=workdir.value,
                model_dir=f["model"].value, step=f["step"].value)

@@ -8,6 +8,10 @@ a folder written by `pretrained.save` (`--model`), or a training run's
 checkpoint (`--workdir`, with `--config` or the config the checkpoint
 stores).
 
+A video or image folder (`infer.from_video`, docs/video.md) is first run
+through BlazePose into ``<output>/<video>_2d.npz``, which is then lifted
+like any keypoint file.
+
 Every person track in the input file (one per video for VideoPose3D custom
 npz files, the main person per frame for MMPose / AlphaPose JSON) is
 converted to H36M-17 (`keypoint_formats`), normalised by the image size,
@@ -52,6 +56,7 @@ from opformer_jax.formats import bvh
 from opformer_jax.formats import keypoint_formats
 from opformer_jax.infer import render
 from opformer_jax.infer import trajectory
+from opformer_jax.infer import video
 from opformer_jax.infer import windows
 from opformer_jax import skeleton
 
@@ -73,6 +78,13 @@ class Options:
   focal_px: float | None = None            # None: trajectory default
   bvh: bool = False
   model_name: str = ""                     # for the meta
+  # Video input (infer.from_video): time range in seconds, render rate,
+  # progress bars; `video` is set to the source for the render.
+  start_s: float = 0.0
+  end_s: float | None = None
+  render_fps: float | None = None
+  progress: bool = False
+  video: str | None = None
 
 
 def make_apply_fn(model):
@@ -139,7 +151,8 @@ def lift_track(apply_fn, track: keypoint_formats.Track, config, opts: Options):
   kp = _to_model_layout(kp, layout)
   pose = windows.predict_sequence(
       apply_fn, kp, config.data.num_frames, overlap=opts.overlap,
-      flip_tta=opts.flip_tta, layout=layout, batch_size=opts.batch_size)
+      flip_tta=opts.flip_tta, layout=layout, batch_size=opts.batch_size,
+      progress=opts.progress)
   root = skeleton.get_layout(layout).root
   pose = pose - pose[:, root:root + 1]
   w = (opts.image_size or track.image_size)[0]
@@ -165,6 +178,18 @@ def _write_bvh(path, result, layout, fps):
   if layout != "h36m17":
     joints = joints[:, list(skeleton.H36M_TO_MPI)]
   bvh.write_bvh(path, joints, fps)
+
+
+def _video_render_args(opts: Options, fps):
+  """render_animation's frame_step (--render_fps) and video background."""
+  args = {}
+  if opts.render_fps:
+    args["frame_step"] = max(1, round(fps / opts.render_fps))
+  if opts.video:
+    from opformer_jax.infer import from_video  # pylint: disable=g-import-not-at-top
+    args["background"] = from_video.background(opts.video, opts.start_s,
+                                               opts.end_s, opts.fps)
+  return args
 
 
 def write_track(out_dir, name, result, notes, track, config, opts: Options):
@@ -199,7 +224,7 @@ def write_track(out_dir, name, result, notes, track, config, opts: Options):
         result["kp2d"], result["pose3d_mm"], config.model.layout, files[-1],
         fps=fps, image_size=opts.image_size or track.image_size,
         trajectory=result["root_cam_mm"], max_frames=opts.render_max_frames,
-        title=name)
+        title=name, **_video_render_args(opts, fps))
   return files
 
 
@@ -211,6 +236,12 @@ def infer_file(model, config: ml_collections.ConfigDict, input_path: str,
     {'tracks': {name: [written files]}, 'frames': F total,
      'frames_per_s': lifting speed (excluding reading and rendering)}.
   """
+  if opts.fmt == "auto" and video.is_video_input(input_path):
+    from opformer_jax.infer import from_video  # pylint: disable=g-import-not-at-top
+    opts = dataclasses.replace(opts, fmt="array", video=input_path)
+    input_path = from_video.detect_to_file(
+        input_path, out_dir, opts.start_s, opts.end_s, opts.fps,
+        progress=opts.progress)
   tracks = keypoint_formats.load_h36m(input_path, opts.fmt,
                                      persons=opts.persons)
   if not tracks:

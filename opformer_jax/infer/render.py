@@ -155,6 +155,27 @@ def _artists(ax2d, ax3d, layout, path_xyz):
   return lines2d, lines3d, trail, label
 
 
+def _video_panel(ax2d, background, frames, image_size):
+  """The video frames under the 2D skeleton: (image artist, frame iterator).
+
+  `background(frames)` yields the upright RGB frame of each drawn row;
+  frames wider than the panel needs are subsampled before drawing.
+  """
+  if background is None:
+    return None, None
+  if image_size is None:
+    raise ValueError("A video background needs the image_size.")
+  w, h = image_size
+  step = max(1, w // 640)
+  art = ax2d.imshow(np.zeros((max(1, h // step), max(1, w // step), 3),
+                             np.uint8), extent=(0, w, h, 0), zorder=0,
+                    interpolation="bilinear")
+  ax2d.set_xlim(0, w)
+  ax2d.set_ylim(h, 0)
+  ax2d.set_title("video + 2D", fontsize=9)
+  return art, (rgb[::step, ::step] for rgb in background(frames))
+
+
 def _draw_frame(f, bones, kp2d_px, xyz, path_xyz, artists):
   lines2d, lines3d, trail, label = artists
   for (p, j), l2, l3 in zip(bones, lines2d, lines3d):
@@ -181,6 +202,7 @@ def render_animation(
     figsize=(8.0, 4.0),
     dpi: int = 80,
     title: str | None = None,
+    background=None,
 ) -> int:
   """Writes a GIF or MP4 of the 2D input beside the 3D output.
 
@@ -203,6 +225,9 @@ def render_animation(
       even for MP4 (h264 needs even sizes).
     dpi: pixels per inch.
     title: text above the figure.
+    background: optional callable, drawn rows (N,) -> an iterator of N
+      upright (H, W, 3) uint8 video frames to draw the 2D skeleton on
+      (streamed, not held: `infer.video.frames`); needs `image_size`.
 
   Returns:
     The number of frames written.
@@ -223,6 +248,7 @@ def render_animation(
   _frame_2d(ax2d, kp2d_px, frames, image_size)
   _frame_3d(ax3d, centre, radius, trajectory is not None)
   artists = _artists(ax2d, ax3d, layout, path_xyz)
+  image, images = _video_panel(ax2d, background, frames, image_size)
 
   out_fps = fps / frame_step
   # The camera looks along +depth: azimuth -90 views from the camera side.
@@ -234,6 +260,8 @@ def render_animation(
     stack.enter_context(writer.saving(fig, tmp, dpi))
     for n, f in enumerate(frames):
       _draw_frame(f, lay.bones, kp2d_px, xyz, path_xyz, artists)
+      if image is not None:
+        image.set_data(next(images))
       ax3d.view_init(elev=elev, azim=azim[n])
       writer.grab_frame()
   return int(frames.size)

@@ -28,6 +28,7 @@ from collections.abc import Callable
 import functools
 
 import numpy as np
+from tqdm import tqdm
 
 from opformer_jax import model as model_lib
 from opformer_jax import skeleton
@@ -47,11 +48,12 @@ def window_starts(length: int, num_frames: int, stride: int) -> np.ndarray:
   return np.asarray(starts, np.int64)
 
 
-def _run_batched(apply_fn, clips, batch_size):
+def _run_batched(apply_fn, clips, batch_size, progress=False):
   """apply_fn over (N, T, J, C) clips in fixed (B, T, J, C) batches."""
   num = clips.shape[0]
   out = []
-  for lo in range(0, num, batch_size):
+  for lo in tqdm(range(0, num, batch_size), desc="lift 3D", unit="batch",
+                 disable=not progress):
     batch = clips[lo:lo + batch_size]
     real = batch.shape[0]
     if real < batch_size:
@@ -75,6 +77,7 @@ def predict_sequence(
     flip_tta: bool = False,
     layout: str = "h36m17",
     batch_size: int = 8,
+    progress: bool = False,
 ) -> np.ndarray:
   """3D prediction for a whole sequence (windowing in the module docstring).
 
@@ -87,6 +90,7 @@ def predict_sequence(
     flip_tta: average with the horizontally flipped prediction.
     layout: joint order (for the flip and the joint-count check).
     batch_size: windows per `apply_fn` call.
+    progress: show a progress bar over the batches of windows.
 
   Returns:
     (F, J, 3) float32 prediction, in `apply_fn`'s units.
@@ -119,7 +123,8 @@ def predict_sequence(
 
   if flip_tta:
     apply_fn = functools.partial(model_lib.flip_tta, apply_fn, layout=layout)
-  pred = _run_batched(apply_fn, kp2d[idx], batch_size)    # (N, T, J, 3)
+  # (N, T, J, 3)
+  pred = _run_batched(apply_fn, kp2d[idx], batch_size, progress)
 
   total = np.zeros((length,) + pred.shape[2:], np.float64)
   weight_sum = np.zeros((length,), np.float64)

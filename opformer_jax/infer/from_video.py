@@ -1,0 +1,102 @@
+"""A video (or image folder) as the input of `python -m opformer_jax.infer`.
+
+BlazePose (`infer.detect`) finds the person's 2D landmarks in every frame
+of the --start/--end range (seconds); they are mapped to H36M-17
+(`formats.blazepose`) and written, before lifting, as
+
+  <output>/<video>_2d.npz   <video>: (F, 17, 3) x px, y px, confidence in
+                            H36M-17 order, (0, 0, 0) where nobody was found;
+                            image_size (w, h); fps, the mean rate of the
+                            frames' timestamps.
+
+That file is an ``array`` keypoint file: ``--input=<video>_2d.npz`` lifts
+the same detections again without detecting, to the same outputs. The
+lifting itself is that of any keypoint file (`infer.lift`); the render
+draws the skeleton on the video frames, decoded a second time rather than
+kept.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from opformer_jax import errors
+from opformer_jax import fileio
+from opformer_jax.formats import blazepose
+from opformer_jax.infer import detect
+from opformer_jax.infer import video
+
+
+def _stem(path: str) -> str:
+  base = os.path.basename(os.path.normpath(path))
+  base = os.path.splitext(base)[0] or "video"
+  return "".join(c if c.isalnum() or c in "-_." else "_" for c in base)
+
+
+def write_2d(path: str, name: str, dets: detect.Detections,
+             fps: float) -> None:
+  """Writes the detections as an ``array`` keypoint file (atomically)."""
+  kp = blazepose.to_h36m_raw(dets.landmarks, name)
+  with fileio.atomic_path(path) as tmp, open(tmp, "wb") as f:
+    np.savez(f, **{name: kp}, image_size=np.asarray(dets.size, np.int64),
+             fps=np.float64(fps))
+
+
+def detect_to_file(input_path: str, out_dir: str, start_s: float = 0.0,
+                   end_s: float | None = None, fps: float | None = None,
+                   progress: bool = True) -> str:
+  """Detects 2D in `input_path` and writes ``<out_dir>/<video>_2d.npz``.
+
+  Raises:
+    errors.DataError: not a video, damaged, or a person in fewer than
+      half the frames (nothing is written then).
+
+  Returns:
+    The 2D file's path.
+  """
+  if start_s < 0 or (end_s is not None and end_s <= start_s):
+    end = "(the end)" if end_s is None else f"{end_s:g}"
+    raise errors.UserError(
+        f"--start={start_s:g} --end={end}: expected 0 <= start < end "
+        "(seconds from the video's first frame)")
+  info = video.probe(input_path, fps)
+  total = None
+  if info.num_frames and info.rate:
+    lo = int(start_s * info.rate)
+    hi = info.num_frames if end_s is None else min(
+        info.num_frames, int(np.ceil(end_s * info.rate)))
+    total = max(0, hi - lo)
+  dets = detect.detect_video(input_path, start_s, end_s, fps,
+                             progress=progress, total=total)
+  blazepose.check_found(input_path, dets.found)
+  rate = (fps or info.rate) if os.path.isdir(input_path) else (
+      video.frame_rate(dets.times_s, info.rate))
+  name = _stem(input_path)
+  out = os.path.join(out_dir, f"{name}_2d.npz")
+  write_2d(out, name, dets, rate)
+  missed = int((~dets.found).sum())
+  print(f"Detected a person in {len(dets.found) - missed} of "
+        f"{len(dets.found)} frames of {input_path} ({dets.size[0]}x"
+        f"{dets.size[1]} px, {rate:.3g} frames/s); 2D keypoints in {out}")
+  return out
+
+
+def background(input_path: str, start_s: float = 0.0,
+               end_s: float | None = None, fps: float | None = None):
+  """For `render.render_animation`: rows -> their video frames, streamed.
+
+  Row r of the 2D file is the r-th frame of `video.frames` over the same
+  range, so the frames are decoded again and only the drawn ones kept.
+  """
+  def frames_of(rows):
+    wanted = iter(sorted(int(r) for r in rows))
+    nxt = next(wanted, None)
+    for r, frame in enumerate(video.frames(input_path, start_s, end_s, fps)):
+      if nxt is None:
+        return
+      if r == nxt:
+        yield frame.rgb
+        nxt = next(wanted, None)
+  return frames_of
