@@ -108,8 +108,11 @@ def route_logs(log_dir: str | None) -> str | None:
   if log_dir is None:
     return None
   from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
-  os.makedirs(log_dir, exist_ok=True)
   path = os.path.join(log_dir, "log.txt")
+  _created.clear()
+  _created.extend(p for p in (path, os.path.abspath(log_dir))
+                  if not os.path.exists(p))
+  os.makedirs(log_dir, exist_ok=True)
   # Line-buffered so the file is readable while a long run goes on.
   absl_logging.get_absl_handler().python_handler.stream = open(
       path, "a", buffering=1, encoding="utf-8")
@@ -119,6 +122,29 @@ def route_logs(log_dir: str | None) -> str | None:
   logging.getLogger().addHandler(console)
   logging.captureWarnings(True)
   return path
+
+
+# What `route_logs` created (log.txt, then the folder), for `_undo_logs`.
+_created = []
+
+
+def _undo_logs() -> None:
+  """Removes the log.txt and folder this run created, so that a run that
+  stops on an input error leaves nothing behind; a folder that has gained
+  other files stays, and so does a log.txt that was there before."""
+  from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
+  if not _created:
+    return
+  handler = absl_logging.get_absl_handler().python_handler
+  if getattr(handler.stream, "name", None) == _created[0]:
+    handler.stream.close()
+    handler.stream = sys.stderr
+  for path in _created:
+    try:
+      os.remove(path) if path.endswith("log.txt") else os.rmdir(path)
+    except OSError:   # kept: the folder is not empty
+      pass
+  _created.clear()
 
 
 def start_jax(log_dir: str | None = None):
@@ -174,6 +200,7 @@ def run(main) -> None:
       line = user_error_line(e)
       if line is None or _TRACEBACK.value:
         raise
+      _undo_logs()
       print(line, file=sys.stderr)
       sys.exit(2)
   app.run(guarded, argv=sys.argv, flags_parser=_parse_flags)
@@ -192,7 +219,9 @@ def _parse_flags(argv):
       flags.FLAGS["config"].value.get("data")  # raises if it failed to load
     return rest
   except flags.Error as e:
-    line = str(e).splitlines()[0] if str(e) else type(e).__name__
+    if "--traceback" in argv:
+      raise
+    line = _flag_error_line(e)
   except Exception as e:  # pylint: disable=broad-except
     if "--traceback" in argv:
       raise
@@ -201,6 +230,20 @@ def _parse_flags(argv):
   print(f"(run with --helpshort for the flags of {os.path.basename(argv[0])})",
         file=sys.stderr)
   sys.exit(2)
+
+
+def _flag_error_line(e: flags.Error) -> str:
+  """The first line of absl's message; for a config file whose get_config
+  raised, `--config=X: <the exception's own message>` (ml_collections
+  buries it at the end of a traceback it puts into the message)."""
+  text = str(e)
+  if "Error whilst parsing config file" not in text:
+    return text.splitlines()[0] if text else type(e).__name__
+  flag = re.match(r"flag (--config=\S+):", text)
+  last = [ln.strip() for ln in text.replace("\\n", "\n").splitlines()
+          if ln.strip()][-1]
+  cause = re.sub(r"^([\w.]+\.)?\w*(Error|Exception): ", "", last)
+  return f"{flag.group(1) if flag else '--config'}: {cause}"
 
 
 def _config_error_line(e: Exception, argv) -> str:

@@ -40,6 +40,7 @@ processes share the page cache instead of each holding a copy.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 import re
 import zipfile
@@ -230,8 +231,10 @@ def _mmap_member(path: str, fobj, info: zipfile.ZipInfo) -> np.ndarray:
 def load(path: str, mmap: bool = True) -> PoseData:
   """Opens and validates a split file; arrays are memory-mapped if possible."""
   if not os.path.exists(path):
-    raise FileNotFoundError(f"{path}: no such data file (prepare one with "
-                            "tools/prepare_*.py, see README 'Data')")
+    # errno and filename: the entry points print it as one line.
+    raise FileNotFoundError(errno.ENOENT, "no such data file (prepare one "
+                            "with tools/prepare_*.py, see README 'Data')",
+                            path)
   try:
     zf = zipfile.ZipFile(path)
   except zipfile.BadZipFile as e:
