@@ -6,6 +6,7 @@ and callable from tests and notebooks.
 """
 
 import glob
+import io
 import logging
 import os
 import re
@@ -95,32 +96,44 @@ class _ProjectWarnings(logging.Filter):
             os.path.abspath(record.pathname).startswith(_PACKAGE_DIR))
 
 
-def route_logs(log_dir: str | None) -> str | None:
+def route_logs(log_dir: str | None, before_file=None) -> str | None:
   """Sends every log record to `<log_dir>/log.txt`; the console keeps ours.
 
   Orbax, grain, absl and JAX log many INFO lines per checkpoint; on the
   console they bury the progress bar. They go to the file, while this
   package's warnings still reach stderr as `warning: ...`.
 
+  Args:
+    log_dir: the folder of log.txt (created); None = logs unchanged.
+    before_file: a callable run before the folder and log.txt are created
+      (the input checks: a run refused in one line leaves nothing behind);
+      what it logs is held and written to log.txt after it.
+
   Returns:
     The log file's path, or None when `log_dir` is None (logs unchanged).
   """
   if log_dir is None:
+    if before_file:
+      before_file()
     return None
   from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
+  handler = absl_logging.get_absl_handler().python_handler
+  console = logging.StreamHandler(sys.stderr)
+  console.addFilter(_ProjectWarnings())
+  console.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+  logging.getLogger().addHandler(console)
+  logging.captureWarnings(True)
+  held = handler.stream = io.StringIO()
+  if before_file:
+    before_file()
   path = os.path.join(log_dir, "log.txt")
   _created.clear()
   _created.extend(p for p in (path, os.path.abspath(log_dir))
                   if not os.path.exists(p))
   os.makedirs(log_dir, exist_ok=True)
   # Line-buffered so the file is readable while a long run goes on.
-  absl_logging.get_absl_handler().python_handler.stream = open(
-      path, "a", buffering=1, encoding="utf-8")
-  console = logging.StreamHandler(sys.stderr)
-  console.addFilter(_ProjectWarnings())
-  console.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
-  logging.getLogger().addHandler(console)
-  logging.captureWarnings(True)
+  handler.stream = open(path, "a", buffering=1, encoding="utf-8")
+  handler.stream.write(held.getvalue())
   return path
 
 
@@ -147,14 +160,16 @@ def _undo_logs() -> None:
   _created.clear()
 
 
-def start_jax(log_dir: str | None = None):
+def start_jax(log_dir: str | None = None, before_file=None):
   """Routes logs, joins a multi-host run when there is one, logs the set-up.
 
   Args:
     log_dir: where `log.txt` goes (the workdir or output directory); None
       keeps absl's default (stderr).
+    before_file: the entry point's input checks, run before `log_dir` or
+      anything in it is created (`route_logs`).
   """
-  route_logs(log_dir)
+  route_logs(log_dir, before_file)
   import jax  # pylint: disable=g-import-not-at-top
   from opformer_jax import parallel  # pylint: disable=g-import-not-at-top
   logging.getLogger().setLevel(logging.INFO)
