@@ -35,7 +35,6 @@ Axes follow the camera: x right, y down, z away from the camera.
 
 import dataclasses
 import json
-import math
 import os
 import time
 
@@ -85,9 +84,7 @@ MAX_IMAGE_SIZES_AWAY = 100
 
 
 def _positive(flag: str, value, expected: str = "a number > 0") -> None:
-  """Refuses a given numeric option that is not finite and > 0."""
-  if value is not None and not (math.isfinite(value) and value > 0):
-    raise errors.UserError(f"--{flag}={value:g}; expected {expected}")
+  errors.check_number(f"--{flag}", value, above=0, expected=expected)
 
 
 def check_options(opts: Options) -> None:
@@ -96,7 +93,7 @@ def check_options(opts: Options) -> None:
   Raises:
     errors.UserError: a non-finite or out-of-range value.
   """
-  if not (0 <= opts.overlap < 1):
+  if not 0 <= opts.overlap < 1:
     raise errors.UserError(f"--overlap={opts.overlap:g}; expected a "
                            "fraction in [0, 1), e.g. 0.5")
   _positive("fps", opts.fps, "frames per second > 0, e.g. 30")
@@ -143,13 +140,7 @@ def parse_image_size(values) -> tuple[int, int] | None:
 
 def check_output(out_dir: str) -> None:
   """Refuses an output path that is a file, before anything is written."""
-  if not out_dir:
-    raise errors.UserError("--output is empty; expected a folder for the "
-                           "outputs (created if missing)")
-  if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-    raise errors.UserError(errors.bad_input(
-        out_dir, "is an existing file, not a folder", "--output=<a folder "
-        "for the outputs> (created if missing)"))
+  fileio.check_output_dir(out_dir, "--output")
 
 
 def check_track(track: keypoint_formats.Track, input_path: str,
@@ -157,8 +148,12 @@ def check_track(track: keypoint_formats.Track, input_path: str,
   """Refuses keypoints that cannot be pixels of the image; warns when the
   person never appears inside it (a wrong --image_size or units)."""
   size = image_size or track.image_size
+  if size is None:
+    raise errors.DataError(errors.bad_input(
+        input_path, f"track {track.name!r}: the file stores no image size",
+        "the video's size as --image_size=WIDTH,HEIGHT"))
   conf = track.conf > 0
-  if size is None or not conf.any():
+  if not conf.any():
     return
   w, h = size
   kp = track.kp2d[conf]
