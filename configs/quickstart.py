@@ -20,7 +20,7 @@ from opformer_jax import config_lib
 
 
 def get_config(arg=None):
-  del arg
+  config_lib.no_args(arg)
   config = config_lib.base_config()
   config.data.name = "synthetic"
   config_lib.set_frames(config, 27)

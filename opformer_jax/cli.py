@@ -6,6 +6,7 @@ and callable from tests and notebooks.
 """
 
 import glob
+import io
 import logging
 import os
 import re
@@ -95,40 +96,80 @@ class _ProjectWarnings(logging.Filter):
             os.path.abspath(record.pathname).startswith(_PACKAGE_DIR))
 
 
-def route_logs(log_dir: str | None) -> str | None:
+def route_logs(log_dir: str | None, before_file=None) -> str | None:
   """Sends every log record to `<log_dir>/log.txt`; the console keeps ours.
 
   Orbax, grain, absl and JAX log many INFO lines per checkpoint; on the
   console they bury the progress bar. They go to the file, while this
   package's warnings still reach stderr as `warning: ...`.
 
+  Args:
+    log_dir: the folder of log.txt (created); None = logs unchanged.
+    before_file: a callable run before the folder and log.txt are created
+      (the input checks: a run refused in one line leaves nothing behind);
+      what it logs is held and written to log.txt after it.
+
   Returns:
     The log file's path, or None when `log_dir` is None (logs unchanged).
   """
   if log_dir is None:
+    if before_file:
+      before_file()
     return None
   from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
-  os.makedirs(log_dir, exist_ok=True)
-  path = os.path.join(log_dir, "log.txt")
-  # Line-buffered so the file is readable while a long run goes on.
-  absl_logging.get_absl_handler().python_handler.stream = open(
-      path, "a", buffering=1, encoding="utf-8")
+  handler = absl_logging.get_absl_handler().python_handler
   console = logging.StreamHandler(sys.stderr)
   console.addFilter(_ProjectWarnings())
   console.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
   logging.getLogger().addHandler(console)
   logging.captureWarnings(True)
+  held = handler.stream = io.StringIO()
+  if before_file:
+    before_file()
+  path = os.path.join(log_dir, "log.txt")
+  _created.clear()
+  _created.extend(p for p in (path, os.path.abspath(log_dir))
+                  if not os.path.exists(p))
+  os.makedirs(log_dir, exist_ok=True)
+  # Line-buffered so the file is readable while a long run goes on.
+  handler.stream = open(path, "a", buffering=1, encoding="utf-8")
+  handler.stream.write(held.getvalue())
   return path
 
 
-def start_jax(log_dir: str | None = None):
+# What `route_logs` created (log.txt, then the folder), for `_undo_logs`.
+_created = []
+
+
+def _undo_logs() -> None:
+  """Removes the log.txt and folder this run created, so that a run that
+  stops on an input error leaves nothing behind; a folder that has gained
+  other files stays, and so does a log.txt that was there before."""
+  from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
+  if not _created:
+    return
+  handler = absl_logging.get_absl_handler().python_handler
+  if getattr(handler.stream, "name", None) == _created[0]:
+    handler.stream.close()
+    handler.stream = sys.stderr
+  for path in _created:
+    try:
+      os.remove(path) if path.endswith("log.txt") else os.rmdir(path)
+    except OSError:   # kept: the folder is not empty
+      pass
+  _created.clear()
+
+
+def start_jax(log_dir: str | None = None, before_file=None):
   """Routes logs, joins a multi-host run when there is one, logs the set-up.
 
   Args:
     log_dir: where `log.txt` goes (the workdir or output directory); None
       keeps absl's default (stderr).
+    before_file: the entry point's input checks, run before `log_dir` or
+      anything in it is created (`route_logs`).
   """
-  route_logs(log_dir)
+  route_logs(log_dir, before_file)
   import jax  # pylint: disable=g-import-not-at-top
   from opformer_jax import parallel  # pylint: disable=g-import-not-at-top
   logging.getLogger().setLevel(logging.INFO)
@@ -174,6 +215,7 @@ def run(main) -> None:
       line = user_error_line(e)
       if line is None or _TRACEBACK.value:
         raise
+      _undo_logs()
       print(line, file=sys.stderr)
       sys.exit(2)
   app.run(guarded, argv=sys.argv, flags_parser=_parse_flags)
@@ -192,7 +234,9 @@ def _parse_flags(argv):
       flags.FLAGS["config"].value.get("data")  # raises if it failed to load
     return rest
   except flags.Error as e:
-    line = str(e).splitlines()[0] if str(e) else type(e).__name__
+    if "--traceback" in argv:
+      raise
+    line = _flag_error_line(e)
   except Exception as e:  # pylint: disable=broad-except
     if "--traceback" in argv:
       raise
@@ -201,6 +245,20 @@ def _parse_flags(argv):
   print(f"(run with --helpshort for the flags of {os.path.basename(argv[0])})",
         file=sys.stderr)
   sys.exit(2)
+
+
+def _flag_error_line(e: flags.Error) -> str:
+  """The first line of absl's message; for a config file whose get_config
+  raised, `--config=X: <the exception's own message>` (ml_collections
+  buries it at the end of a traceback it puts into the message)."""
+  text = str(e)
+  if "Error whilst parsing config file" not in text:
+    return text.splitlines()[0] if text else type(e).__name__
+  flag = re.match(r"flag (--config=\S+):", text)
+  last = [ln.strip() for ln in text.replace("\\n", "\n").splitlines()
+          if ln.strip()][-1]
+  cause = re.sub(r"^([\w.]+\.)?\w*(Error|Exception): ", "", last)
+  return f"{flag.group(1) if flag else '--config'}: {cause}"
 
 
 def _config_error_line(e: Exception, argv) -> str:

@@ -5,8 +5,12 @@ exists in every config and an override with a typo fails at start-up
 (`--config.model.dpeth=4` -> "Did you mean depth?").
 """
 
+import math
+
 import ml_collections
 from ml_collections import config_dict
+
+from opformer_jax import errors
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -155,10 +159,14 @@ def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
   Each comma-separated item is `key=value` (value converted to the type of
   `defaults[key]`) or a bare `flag`, which sets a bool default to True or,
   for a key listed in `defaults['_aliases']`, expands to key=value pairs.
-  Unknown keys fail loudly.
+
+  Raises:
+    errors.ConfigError: an unknown key (the message lists the known ones),
+      a value of the wrong type or a missing value, in one line.
   """
   aliases = defaults.pop("_aliases", {})
   out = ml_collections.ConfigDict(defaults)
+  known = ", ".join(sorted(set(defaults) | set(aliases))) or "none"
   for item in filter(None, (arg or "").split(",")):
     item = item.strip()
     if item in aliases:
@@ -167,17 +175,51 @@ def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
       continue
     key, eq, value = item.partition("=")
     if key not in defaults:
-      known = sorted(set(defaults) | set(aliases))
-      raise ValueError(f"unknown config argument {key!r}; known: {known}")
+      raise errors.ConfigError(
+          f"config argument {key!r} is unknown; expected one of: {known}")
+    default = defaults[key]
     if not eq:
-      if not isinstance(defaults[key], bool):
-        raise ValueError(f"config argument {key!r} needs a value ({key}=...)")
+      if not isinstance(default, bool):
+        raise errors.ConfigError(
+            f"config argument {key!r} has no value; expected {key}=<"
+            f"{type(default).__name__}>")
       out[key] = True
-    elif isinstance(defaults[key], bool):
+    elif isinstance(default, bool):
+      if value.lower() not in ("1", "true", "yes", "0", "false", "no"):
+        raise errors.ConfigError(
+            f"config argument {item!r}; expected {key}=true or {key}=false")
       out[key] = value.lower() in ("1", "true", "yes")
     else:
-      out[key] = type(defaults[key])(value)
+      out[key] = _typed_arg(key, value, default)
   return out
+
+
+def _typed_arg(key: str, value: str, default):
+  """`value` as the type of `default`: a finite number >= 0 for numbers
+  (every numeric config argument is a size, count or rate; 0 = not given)."""
+  kind = type(default)
+  try:
+    typed = kind(value)
+  except ValueError:
+    what = {int: "an integer", float: "a number"}.get(kind, kind.__name__)
+    raise errors.ConfigError(
+        f"config argument {key}={value!r} is not {what}; expected "
+        f"{key}=<{what}>") from None
+  if kind in (int, float) and not (math.isfinite(typed) and typed >= 0):
+    raise errors.ConfigError(
+        f"config argument {key}={value!r}; expected a number >= 0")
+  if kind is str and key.endswith("_dir") and not typed:
+    raise errors.ConfigError(
+        f"config argument {key}= is empty; expected {key}=<a folder>")
+  return typed
+
+
+def no_args(arg: str | None) -> None:
+  """For a config file that takes no argument: refuses one in one line."""
+  if arg:
+    raise errors.ConfigError(
+        f"config argument {arg!r}: this config file takes no arguments; "
+        "expected the file alone (override fields with --config.a.b=value)")
 
 
 def set_frames(config: ml_collections.ConfigDict, num_frames: int) -> None:

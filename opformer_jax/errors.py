@@ -26,6 +26,34 @@ def bad_input(path, what: str, expected: str | None = None) -> str:
   return f"{msg}; expected {expected}" if expected else msg
 
 
+def check_number(flag: str, value, *, minimum=None, above=None,
+                 expected: str | None = None) -> None:
+  """Refuses a numeric option that is NaN / infinite or out of range.
+
+  Args:
+    flag: its name as the user typed it, e.g. '--fps'.
+    value: the number; None (not given) passes.
+    minimum: the least allowed value (inclusive).
+    above: the value it must exceed.
+    expected: what the message says is expected (default from the bounds).
+
+  Raises:
+    UserError: `--flag=value; expected ...` in one line.
+  """
+  if value is None:
+    return
+  ok = value == value and abs(value) != float("inf")
+  ok = ok and (minimum is None or value >= minimum)
+  ok = ok and (above is None or value > above)
+  if not ok:
+    if expected is None:
+      expected = (f"a number > {above:g}" if above is not None else
+                  f"a number >= {minimum:g}" if minimum is not None else
+                  "a finite number")
+    shown = f"{value:g}" if isinstance(value, float) else str(value)
+    raise UserError(f"{flag}={shown}; expected {expected}")
+
+
 class Interrupted(Exception):
   """Training stopped by SIGINT / SIGTERM after saving its state.
 

@@ -7,6 +7,7 @@ half-written file and never damages an existing one.
 """
 
 import contextlib
+import errno
 import os
 import tempfile
 
@@ -19,6 +20,10 @@ def atomic_path(path: str):
   permissions a plain `open` would give it); on an exception it is removed
   and `path` is left untouched.
   """
+  if os.path.isdir(path):
+    # Named here: the rename would fail on the temporary file's name.
+    raise IsADirectoryError(errno.EISDIR, "is a folder; expected a file "
+                            "name to write", path)
   directory = os.path.dirname(os.path.abspath(path))
   os.makedirs(directory, exist_ok=True)
   fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-",
@@ -40,3 +45,20 @@ def write_text(path: str, text: str) -> None:
   """Writes `text` to `path` atomically."""
   with atomic_path(path) as tmp, open(tmp, "w") as f:
     f.write(text)
+
+
+def check_output_dir(path: str, flag: str = "--output_dir") -> None:
+  """Refuses an output folder that cannot be one (empty, or an existing
+  file), before anything is read or written.
+
+  Raises:
+    errors.UserError: in one line naming `flag`.
+  """
+  from opformer_jax import errors  # pylint: disable=g-import-not-at-top
+  if not path:
+    raise errors.UserError(f"{flag} is empty; expected a folder for the "
+                           "outputs (created if missing)")
+  if os.path.exists(path) and not os.path.isdir(path):
+    raise errors.UserError(errors.bad_input(
+        path, "is an existing file, not a folder", f"{flag}=<a folder for "
+        "the outputs> (created if missing)"))

@@ -562,6 +562,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
           "results": results}
 
 
+def check_inputs(config: ml_collections.ConfigDict) -> None:
+  """What `train_and_evaluate` checks before it writes anything (the data
+  files, the budget); a one-line `errors.UserError` when one is wrong."""
+  sources.resolve(config, _splits_read(config))
+  parse_budget(config.train.budget)
+
+
 def _validates(config) -> bool:
   t = config.train
   return t.budget_evals > 0 if t.budget else t.eval_every_epochs > 0
@@ -600,7 +607,7 @@ def main():
 
   def run(argv):
     del argv
-    cli.start_jax(workdir.value)
+    cli.start_jax(workdir.value, lambda: check_inputs(config.value))
     train_and_evaluate(config.value, workdir.value)
   cli.run(run)
 

@@ -131,15 +131,35 @@ def _row(label, errs):
         f"{100 * rel.mean():7.2f} % {100 * depth.mean():7.2f} %")
 
 
+def _check_flags() -> list[float]:
+  """The --noise_px levels; bad flags refused in one line before any work."""
+  from opformer_jax import errors  # pylint: disable=g-import-not-at-top
+  errors.check_number("--fps", _FPS.value, above=0,
+                      expected="frames per second > 0")
+  for name in _CAMERAS.value:
+    if name not in ("h36m", "random"):
+      raise errors.UserError(f"--cameras={','.join(_CAMERAS.value)}: "
+                             f"{name!r}; expected h36m and/or random")
+  try:
+    noise = [float(n) for n in _NOISE.value]
+  except ValueError:
+    noise = [float("nan")]
+  if not all(n >= 0 for n in noise):    # NaN fails too
+    raise errors.UserError(f"--noise_px={','.join(_NOISE.value)}; expected "
+                           "2D noise levels in px >= 0, e.g. 0,2")
+  return noise
+
+
 def main(argv):
   del argv
+  noise_levels = _check_flags()
   from opformer_jax.infer import lift  # pylint: disable=g-import-not-at-top
   items = [it for it in mocap.read_inputs(_MOCAP.value)
            if mocap.is_validation(it[0], it[1], mocap.DEFAULT_VAL)]
   cams = camera_lib.load_h36m_cameras()
   models = [(label, mc, lift.make_apply_fn(mc[0])) for label, mc in _models()]
   for camera_set in _CAMERAS.value:
-    for noise in (float(n) for n in _NOISE.value):
+    for noise in noise_levels:
       t0 = time.perf_counter()
       views = _views(items, cams, camera_set, noise)
       dist = np.concatenate([np.linalg.norm(v[3][:, 0], axis=-1)

@@ -14,6 +14,7 @@ from absl import flags
 
 from opformer_jax import cli
 from opformer_jax import errors
+from opformer_jax import fileio
 from opformer_jax.data import convert_util
 from opformer_jax.data import mpi3dhp
 
@@ -29,6 +30,7 @@ flags.mark_flag_as_required("output_dir")
 
 def main(argv):
   del argv
+  fileio.check_output_dir(_OUTPUT_DIR.value)
   if not (_TRAIN.value or _TEST.value):
     raise errors.UserError(errors.bad_input(
         "--train, --test", "neither given", "data_train_3dhp.npz and/or "

@@ -26,6 +26,7 @@ conversion succeeds.
 from absl import flags
 
 from opformer_jax import cli
+from opformer_jax import fileio
 from opformer_jax.data import convert_util
 from opformer_jax.data import h36m
 
@@ -56,6 +57,7 @@ flags.mark_flags_as_required(["layout", "input", "output_dir"])
 
 def main(argv):
   del argv
+  fileio.check_output_dir(_OUTPUT_DIR.value)
   convert_util.run_cli(lambda gaps: h36m.convert(
       _LAYOUT.value, _INPUT.value, _OUTPUT_DIR.value,
       input_2d_path=_INPUT_2D.value, cameras=_CAMERAS.value,

@@ -33,6 +33,7 @@ from absl import flags
 
 from opformer_jax import cli
 from opformer_jax import errors
+from opformer_jax import fileio
 from opformer_jax.data import convert_util
 from opformer_jax.data import mocap
 
@@ -90,8 +91,26 @@ def _read_mapping(path):
           "to average]}")) from None
 
 
+def _check_flags():
+  """Numbers that cannot work and an output folder that is a file, refused
+  in one line before any input is read."""
+  fileio.check_output_dir(_OUTPUT_DIR.value)
+  errors.check_number("--fps", _FPS.value, minimum=0,
+                      expected="frames per second > 0, or 0 for each "
+                      "source's rate")
+  errors.check_number("--noise_px", _NOISE_PX.value, minimum=0,
+                      expected="a 2D noise std in px >= 0")
+  errors.check_number("--num_random_cameras", _NUM_RANDOM.value, minimum=1)
+  errors.check_number("--min_frames", _MIN_FRAMES.value, minimum=1)
+  errors.check_number("--bvh_unit_mm", _BVH_UNIT_MM.value, above=0,
+                      expected="millimetres per BVH unit > 0")
+  errors.check_number("--source_fps", _SOURCE_FPS.value, above=0,
+                      expected="frames per second > 0")
+
+
 def main(argv):
   del argv
+  _check_flags()
   mapping = _read_mapping(_BVH_MAPPING.value) if _BVH_MAPPING.value else None
   convert_util.run_cli(lambda gaps: mocap.convert(
       _INPUTS.value, _OUTPUT_DIR.value, cameras=_CAMERAS.value,

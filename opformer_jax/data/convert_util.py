@@ -93,6 +93,10 @@ def read_npz(path: str, keys=None, allow_pickle: bool = False) -> dict:
     file or a missing key; FileNotFoundError for a missing file.
   """
   out = {}
+  what = dataset.not_numpy(path)
+  if what:
+    raise errors.DataError(errors.bad_input(path, what, "a numpy .npz "
+                                            "archive"))
   try:
     z = np.load(path, allow_pickle=allow_pickle)
     if not isinstance(z, np.lib.npyio.NpzFile):

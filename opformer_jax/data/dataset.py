@@ -40,6 +40,7 @@ processes share the page cache instead of each holding a copy.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 import re
 import zipfile
@@ -227,15 +228,46 @@ def _mmap_member(path: str, fobj, info: zipfile.ZipInfo) -> np.ndarray:
                    shape=shape, order="F" if fortran else "C")
 
 
+_NUMPY_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"\x93NUMPY")
+
+
+def not_numpy(path: str) -> str | None:
+  """Why `path` is no .npz / .npy file by its first bytes, or None.
+
+  A file without NumPy's or zip's magic is something else (a text file
+  renamed .npz, a video): say so, instead of the pickle error `np.load`
+  raises for any unknown bytes.
+  """
+  try:
+    with open(path, "rb") as f:
+      head = f.read(64)
+  except OSError:
+    return None     # the reader's own error names it
+  if head.startswith(_NUMPY_MAGIC):
+    return None
+  if not head:
+    return "is empty (0 bytes)"
+  try:
+    text = head.decode("utf-8").split("\n")[0][:30]
+  except UnicodeDecodeError:
+    return (f"is not NumPy data (it starts with bytes {head[:8]!r}, not "
+            "NumPy's or zip's magic)")
+  return f"is a text file (it starts {text!r}), not NumPy data"
+
+
 def load(path: str, mmap: bool = True) -> PoseData:
   """Opens and validates a split file; arrays are memory-mapped if possible."""
   if not os.path.exists(path):
-    raise FileNotFoundError(f"{path}: no such data file (prepare one with "
-                            "tools/prepare_*.py, see README 'Data')")
+    # errno and filename: the entry points print it as one line.
+    raise FileNotFoundError(errno.ENOENT, "no such data file (prepare one "
+                            "with tools/prepare_*.py, see README 'Data')",
+                            path)
   try:
     zf = zipfile.ZipFile(path)
   except zipfile.BadZipFile as e:
-    raise DataError(f"{path}: not an .npz file ({e})") from None
+    raise DataError(errors.bad_input(
+        path, not_numpy(path) or f"is not a readable .npz file ({e})",
+        "a split file prepared by tools/prepare_*.py")) from None
   arrays = {}
   with zf, open(path, "rb") as fobj:
     for info in zf.infolist():

@@ -37,7 +37,9 @@ def resolve(config: ml_collections.ConfigDict,
   Raises:
     errors.ConfigError: a needed path is not set and `data.name` is not
       'synthetic'.
+    errors.DataError: a path that is set names no file (`check_files`).
   """
+  check_files(config, splits)
   d = config.data
   missing = [s for s in splits if not d[f"{s}_path"]]
   if not missing:
@@ -56,6 +58,24 @@ def resolve(config: ml_collections.ConfigDict,
     config.data[f"{split}_path"] = default[split]
   config.lock()
   return config
+
+
+def check_files(config: ml_collections.ConfigDict, splits=SPLITS) -> None:
+  """Raises a one-line `errors.DataError` unless every set path of `splits`
+  is an existing file (checked before a run creates anything)."""
+  for split in splits:
+    path = config.data[f"{split}_path"]
+    if not path:
+      continue
+    if os.path.isdir(path):
+      what = "is a directory"
+    elif not os.path.exists(path):
+      what = "no such data file"
+    else:
+      continue
+    raise errors.DataError(errors.bad_input(
+        f"config.data.{split}_path={path}", what,
+        "a split file prepared by tools/prepare_*.py (README 'Data')"))
 
 
 def validation_subset(test_path: str, out_path: str, max_clips: int,

@@ -19,8 +19,9 @@ def main():
 
   def run(argv):
     del argv
-    cli.start_jax(workdir.value)
     from opformer_jax.evaluate import run as run_lib  # pylint: disable=g-import-not-at-top
+    cli.start_jax(workdir.value, lambda: run_lib.check_inputs(
+        config.value, workdir.value, step.value))
     run_lib.evaluate(config.value, workdir.value, step.value)
   cli.run(run)
 

@@ -256,6 +256,24 @@ def write_outputs(results, config, out_dir, *, model=None, meta=None,
         with_origin=config.model.variant != "independent_parts")
 
 
+def check_inputs(config: ml_collections.ConfigDict, workdir: str,
+                 step="best") -> None:
+  """The checks `evaluate` passes before it writes anything: a test split
+  that exists, a workdir with checkpoints/ and a --step of the right form.
+
+  Raises:
+    errors.UserError (one line) otherwise.
+  """
+  sources.resolve(config, splits=("test",))
+  if not os.path.isdir(os.path.join(workdir, "checkpoints")):
+    raise errors.UserError(errors.bad_input(
+        workdir, "holds no checkpoints/", "the --workdir of a training run "
+        "(python -m opformer_jax.train)"))
+  if str(step) not in ("best", "latest") and not str(step).isdigit():
+    raise errors.UserError(f"--step={step}: expected 'best', 'latest' or a "
+                           "step number")
+
+
 def evaluate(config: ml_collections.ConfigDict, workdir: str,
              step="best") -> dict:
   """Restores `workdir`'s checkpoint and runs the full protocol.

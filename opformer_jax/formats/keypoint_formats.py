@@ -452,6 +452,12 @@ def _load_npz(path: str, allow_pickle: bool = False,
   Raises:
     DataError: a damaged or truncated file, or one that is no NumPy file.
   """
+  what = _what_is(path)
+  if not what or what == "a zip archive":
+    what = dataset.not_numpy(path)
+    if what:
+      raise DataError(errors.bad_input(
+          path, what, "an .npz / .npy file written by numpy.savez / save"))
   try:
     loaded = np.load(path, allow_pickle=allow_pickle)
     if isinstance(loaded, np.ndarray):

@@ -98,14 +98,12 @@ def main():
 
   def run(argv):
     del argv
-    cli.start_jax(f["output"].value)
     from opformer_jax.infer import lift  # pylint: disable=g-import-not-at-top
-    size = f["image_size"].value
     opts = lift.Options(
         fmt=f["format"].value, persons=f["persons"].value,
         overlap=f["overlap"].value,
         flip_tta=f["flip_tta"].value,
-        image_size=tuple(int(v) for v in size) if size else None,
+        image_size=lift.parse_image_size(f["image_size"].value),
         render=f["render"].value,
         render_max_frames=f["render_max_frames"].value, fps=f["fps"].value,
         mm_per_px=f["mm_per_px"].value,
@@ -113,9 +111,18 @@ def main():
         focal_px=f["focal_px"].value, bvh=f["bvh"].value,
         start_s=f["start"].value, end_s=f["end"].value,
         render_fps=f["render_fps"].value, progress=True)
+    tracks = {}
+
+    def check():   # before the output folder and its log.txt exist
+      lift.check_options(opts)
+      lift.check_output(f["output"].value)
+      tracks["read"] = lift.check_input(f["input"].value, opts)
+      lift.check_model_paths(workdir.value, f["model"].value, config.value)
+    cli.start_jax(f["output"].value, check)
     lift.infer(f["input"].value, f["output"].value, opts,
                config=config.value, workdir=workdir.value,
-               model_dir=f["model"].value, step=f["step"].value)
+               model_dir=f["model"].value, step=f["step"].value,
+               tracks=tracks["read"])
   cli.run(run)
 
 

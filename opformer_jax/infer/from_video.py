@@ -44,6 +44,15 @@ def write_2d(path: str, name: str, dets: detect.Detections,
              fps=np.float64(fps))
 
 
+def check_range(start_s: float, end_s: float | None) -> None:
+  """Refuses a --start/--end range that holds no time."""
+  if start_s < 0 or (end_s is not None and end_s <= start_s):
+    end = "(the end)" if end_s is None else f"{end_s:g}"
+    raise errors.UserError(
+        f"--start={start_s:g} --end={end}: expected 0 <= start < end "
+        "(seconds from the video's first frame)")
+
+
 def detect_to_file(input_path: str, out_dir: str, start_s: float = 0.0,
                    end_s: float | None = None, fps: float | None = None,
                    progress: bool = True) -> str:
@@ -56,11 +65,7 @@ def detect_to_file(input_path: str, out_dir: str, start_s: float = 0.0,
   Returns:
     The 2D file's path.
   """
-  if start_s < 0 or (end_s is not None and end_s <= start_s):
-    end = "(the end)" if end_s is None else f"{end_s:g}"
-    raise errors.UserError(
-        f"--start={start_s:g} --end={end}: expected 0 <= start < end "
-        "(seconds from the video's first frame)")
+  check_range(start_s, end_s)
   info = video.probe(input_path, fps)
   total = None
   if info.num_frames and info.rate:

@@ -42,6 +42,7 @@ import json
 import os
 import time
 
+from absl import logging
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -87,6 +88,139 @@ class Options:
   video: str | None = None
 
 
+# Statures outside this range (mm) are warned about: likely a unit slip.
+PLAUSIBLE_STATURE_MM = (400.0, 2600.0)
+# Keypoints farther than this many image sizes from the image are not pixel
+# coordinates of that video (a unit or size slip, or a corrupt file).
+MAX_IMAGE_SIZES_AWAY = 100
+
+
+def _positive(flag: str, value, expected: str = "a number > 0") -> None:
+  errors.check_number(f"--{flag}", value, above=0, expected=expected)
+
+
+def check_options(opts: Options) -> None:
+  """Refuses options that cannot work, in one line naming the flag.
+
+  Raises:
+    errors.UserError: a non-finite or out-of-range value.
+  """
+  if not 0 <= opts.overlap < 1:
+    raise errors.UserError(f"--overlap={opts.overlap:g}; expected a "
+                           "fraction in [0, 1), e.g. 0.5")
+  _positive("fps", opts.fps, "frames per second > 0, e.g. 30")
+  _positive("focal_px", opts.focal_px, "the focal length in px (> 0), or "
+            "no --focal_px for the default")
+  _positive("subject_height_mm", opts.subject_height_mm,
+            "the stature in mm (> 0), e.g. 1700")
+  _positive("mm_per_px", opts.mm_per_px)
+  _positive("render_fps", opts.render_fps, "frames per second > 0, e.g. 15")
+  if opts.render_max_frames < 1:
+    raise errors.UserError(f"--render_max_frames={opts.render_max_frames}; "
+                           "expected at least 1 (or --render=none)")
+  if opts.batch_size < 1:
+    raise errors.UserError(f"batch_size={opts.batch_size}; expected >= 1")
+  if opts.image_size is not None and (len(opts.image_size) != 2 or min(
+      opts.image_size) <= 0):
+    raise errors.UserError(
+        f"--image_size={','.join(map(str, opts.image_size))}; expected "
+        "WIDTH,HEIGHT in px, two integers > 0, e.g. 1920,1080")
+  low, high = PLAUSIBLE_STATURE_MM
+  if opts.subject_height_mm and not low <= opts.subject_height_mm <= high:
+    logging.warning("--subject_height_mm=%g is not a person's height in mm "
+                    "(%g to %g); the mm outputs scale with it",
+                    opts.subject_height_mm, low, high)
+
+
+def parse_image_size(values) -> tuple[int, int] | None:
+  """`--image_size` (['W', 'H'] strings, or None) as (w, h) px.
+
+  Raises:
+    errors.UserError: not two integers > 0.
+  """
+  if not values:
+    return None
+  try:
+    size = tuple(int(v) for v in values)
+  except ValueError:
+    size = ()
+  if len(size) != 2 or min(size) <= 0:
+    raise errors.UserError(
+        f"--image_size={','.join(values)}; expected WIDTH,HEIGHT in px, two "
+        "integers > 0, e.g. 1920,1080")
+  return size
+
+
+def check_output(out_dir: str) -> None:
+  """Refuses an output path that is a file, before anything is written."""
+  fileio.check_output_dir(out_dir, "--output")
+
+
+def check_track(track: keypoint_formats.Track, input_path: str,
+                image_size=None) -> None:
+  """Refuses keypoints that cannot be pixels of the image; warns when the
+  person never appears inside it (a wrong --image_size or units)."""
+  size = image_size or track.image_size
+  if size is None:
+    raise errors.DataError(errors.bad_input(
+        input_path, f"track {track.name!r}: the file stores no image size",
+        "the video's size as --image_size=WIDTH,HEIGHT"))
+  conf = track.conf > 0
+  if not conf.any():
+    return
+  w, h = size
+  kp = track.kp2d[conf]
+  far = np.abs(kp - [w / 2, h / 2]).max()
+  if far > MAX_IMAGE_SIZES_AWAY * max(w, h):
+    raise errors.DataError(errors.bad_input(
+        input_path, f"track {track.name!r}: keypoint coordinates reach "
+        f"{far:.3g} px from the centre of the {w}x{h} image",
+        "pixel coordinates of the video (is --image_size right?)"))
+  inside = ((kp >= 0) & (kp <= [w, h])).all(-1)
+  if not inside.any():
+    logging.warning(
+        "%s: track %r: no keypoint lies inside the %dx%d image (x %.0f to "
+        "%.0f, y %.0f to %.0f px); is --image_size right? Its depth and "
+        "path will be off", input_path, track.name, w, h, kp[:, 0].min(),
+        kp[:, 0].max(), kp[:, 1].min(), kp[:, 1].max())
+
+
+def _is_video(input_path: str, opts: Options) -> bool:
+  return opts.fmt == "auto" and video.is_video_input(input_path)
+
+
+def check_input(input_path: str, opts: Options) -> list | None:
+  """Reads and checks a keypoint file (`read_tracks`); a video is probed
+  only (its detection writes output, so it runs in `infer_file`).
+
+  Returns:
+    The tracks of a keypoint file, None for a video.
+  """
+  if not _is_video(input_path, opts):
+    return read_tracks(input_path, opts)
+  from opformer_jax.infer import from_video  # pylint: disable=g-import-not-at-top
+  from_video.check_range(opts.start_s, opts.end_s)
+  video.probe(input_path, opts.fps)
+  return None
+
+
+def read_tracks(input_path: str, opts: Options) -> list:
+  """The H36M-17 tracks of `input_path`, checked (`check_track`).
+
+  Raises:
+    errors.DataError, FileNotFoundError: a file that cannot be lifted.
+  """
+  tracks = keypoint_formats.load_h36m(input_path, opts.fmt,
+                                     persons=opts.persons)
+  if not tracks:
+    raise errors.DataError(errors.bad_input(
+        input_path, "no person track found", "at least one person's "
+        "keypoints"))
+  for track in tracks:
+    check_track(track, input_path, opts.image_size)
+  return tracks
+
+
 def make_apply_fn(model):
   """A jitted (B, T, J, 3) -> (B, T, J, 3) on the default device; the
   batch shape is fixed by `windows.predict_sequence`, so it compiles once."""
@@ -110,7 +244,7 @@ def _to_model_layout(kp, layout):
 def _camera(track, opts: Options):
   """(image size, focal px, where the focal length came from)."""
   size = opts.image_size or track.image_size
-  if opts.focal_px:
+  if opts.focal_px is not None:
     return size, float(opts.focal_px), "--focal_px"
   return (size, trajectory.default_focal_px(size),
           f"default: {trajectory.DEFAULT_HFOV_DEG:g} degree field of view "
@@ -229,30 +363,41 @@ def write_track(out_dir, name, result, notes, track, config, opts: Options):
 
 
 def infer_file(model, config: ml_collections.ConfigDict, input_path: str,
-               out_dir: str, opts: Options = Options()) -> dict:
+               out_dir: str, opts: Options = Options(),
+               tracks: list | None = None) -> dict:
   """Lifts every track of `input_path` with `model`; writes `out_dir`.
+
+  `tracks`: those `read_tracks(input_path, opts)` returned, if read already.
+  Options, output path and input are checked before anything is written.
 
   Returns:
     {'tracks': {name: [written files]}, 'frames': F total,
      'frames_per_s': lifting speed (excluding reading and rendering)}.
   """
-  if opts.fmt == "auto" and video.is_video_input(input_path):
+  check_options(opts)
+  check_output(out_dir)
+  if _is_video(input_path, opts):
     from opformer_jax.infer import from_video  # pylint: disable=g-import-not-at-top
     opts = dataclasses.replace(opts, fmt="array", video=input_path)
     input_path = from_video.detect_to_file(
         input_path, out_dir, opts.start_s, opts.end_s, opts.fps,
         progress=opts.progress)
-  tracks = keypoint_formats.load_h36m(input_path, opts.fmt,
-                                     persons=opts.persons)
-  if not tracks:
-    raise ValueError(f"{input_path}: no person track found")
+    tracks = None
+  if tracks is None:
+    tracks = read_tracks(input_path, opts)
   os.makedirs(out_dir, exist_ok=True)
   apply_fn = make_apply_fn(model)
   written, frames, lift_s = {}, 0, 0.0
   for track in tqdm(tracks, desc="infer", unit="track",
                     disable=len(tracks) < 2):
     t0 = time.perf_counter()
-    result, notes = lift_track(apply_fn, track, config, opts)
+    try:
+      result, notes = lift_track(apply_fn, track, config, opts)
+    except errors.DataError as e:
+      if input_path in str(e):
+        raise
+      raise errors.DataError(errors.bad_input(
+          input_path, f"track {track.name!r}: {e}")) from e
     lift_s += time.perf_counter() - t0
     frames += track.num_frames
     written[track.name] = write_track(out_dir, track.name, result, notes,
@@ -274,6 +419,34 @@ def _checkpoint_config(workdir: str, step):
   return config
 
 
+def check_model_paths(workdir=None, model_dir=None, config=None) -> None:
+  """Refuses model arguments that cannot name a model (`load_model`'s),
+  before anything is read or written.
+
+  Raises:
+    errors.UserError: both --workdir and --model, --config without
+      --workdir, a workdir without checkpoints/ or a --model that is no
+      folder.
+  """
+  if workdir and model_dir:
+    raise errors.UserError(errors.bad_input(
+        workdir, "--workdir and --model both given", "one of them"))
+  if not workdir and config is not None:
+    raise errors.UserError(
+        "--config describes a training run's checkpoint; expected "
+        "--workdir with it (or neither, for the bundled default model)")
+  if workdir and not os.path.isdir(os.path.join(workdir, "checkpoints")):
+    raise errors.UserError(errors.bad_input(
+        workdir, "holds no checkpoints/", "the --workdir of a training run "
+        "(python -m opformer_jax.train), or no --workdir for the bundled "
+        "default model"))
+  if model_dir and not os.path.isdir(model_dir):
+    raise errors.UserError(errors.bad_input(
+        f"--model={model_dir}", "no such folder" if not os.path.exists(
+            model_dir) else "is a file", "a folder written by "
+        "opformer_jax.pretrained.save"))
+
+
 def load_model(config=None, workdir=None, model_dir=None, step="best"):
   """The model to lift with, and its config.
 
@@ -288,23 +461,12 @@ def load_model(config=None, workdir=None, model_dir=None, step="best"):
   Returns:
     (model, config, description of the model for messages and the meta).
   """
-  if workdir and model_dir:
-    raise errors.UserError(errors.bad_input(
-        workdir, "--workdir and --model both given", "one of them"))
+  check_model_paths(workdir, model_dir, config)
   if not workdir:
-    if config is not None:
-      raise errors.UserError(
-          "--config describes a training run's checkpoint; expected "
-          "--workdir with it (or neither, for the bundled default model)")
     from opformer_jax import pretrained  # pylint: disable=g-import-not-at-top
     model, config = pretrained.load(model_dir)
     return model, config, (f"the model in {model_dir}" if model_dir
                            else "the bundled default model")
-  if not os.path.isdir(os.path.join(workdir, "checkpoints")):
-    raise errors.UserError(errors.bad_input(
-        workdir, "holds no checkpoints/", "the --workdir of a training run "
-        "(python -m opformer_jax.train), or no --workdir for the bundled "
-        "default model"))
   from opformer_jax import checkpointing  # pylint: disable=g-import-not-at-top
   try:
     if config is None:
@@ -318,11 +480,12 @@ def load_model(config=None, workdir=None, model_dir=None, step="best"):
 
 
 def infer(input_path: str, out_dir: str, opts: Options = Options(), *,
-          config=None, workdir=None, model_dir=None, step="best") -> dict:
+          config=None, workdir=None, model_dir=None, step="best",
+          tracks=None) -> dict:
   """Loads the model (`load_model`) and runs `infer_file`."""
   model, config, name = load_model(config, workdir, model_dir, step)
   opts = dataclasses.replace(opts, model_name=name)
-  out = infer_file(model, config, input_path, out_dir, opts)
+  out = infer_file(model, config, input_path, out_dir, opts, tracks)
   n = len(out["tracks"])
   print(f"Lifted {out['frames']} frames in {n} track(s) with {name} "
         f"at {out['frames_per_s']:.0f} frames/s; outputs in {out_dir}")

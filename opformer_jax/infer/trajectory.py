@@ -41,6 +41,7 @@ from absl import logging
 import numpy as np
 from scipy import ndimage
 
+from opformer_jax import errors
 from opformer_jax import skeleton
 
 # Field of view across the longer image side when no focal length is given.
@@ -177,7 +178,7 @@ def _running_log_median(values, window: int, empty: str) -> np.ndarray:
   values = np.asarray(values, np.float64)
   ok = np.isfinite(values) & (values > 0)
   if not ok.any():
-    raise ValueError(empty)
+    raise errors.DataError(empty)
   frames = np.arange(len(values))
   log_v = np.interp(frames, frames[ok], np.log(values[ok]))
   if window > 1:

@@ -247,7 +247,8 @@ def test_cli_with_a_saved_model_no_config_no_workdir(saved_model, tmp_path):
     assert gif.n_frames == 3
   # Flags that cannot work: one line, exit status 2.
   run = _cli([f"--config={REPO / 'configs' / 'quickstart.py'}",
-              f"--input={tmp_path / 'walk.npy'}", f"--output={tmp_path}"])
+              f"--input={tmp_path / 'walk.npy'}", f"--output={tmp_path}",
+              "--image_size=1000,1000"])
   assert run.returncode == 2
   assert run.stderr.strip().splitlines()[-1].startswith(
       "error: --config describes a training run's checkpoint")

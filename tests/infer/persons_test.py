@@ -140,6 +140,6 @@ def test_cli_persons_all_reaches_the_reader(model_dir, tmp_path):
   assert "Traceback" not in run.stderr
   lines = run.stderr.strip().splitlines()   # The progress bar, then:
   assert [l for l in lines if l.startswith("error:")] == lines[-1:] == [
-      "error: street_person0: the keypoint file stores no image size; "
-      "expected the video's size as --image_size=WIDTH,HEIGHT "
-      "(image_size=(w, h))"]
+      f"error: {folder / 'keypoints.npz'}: track 'street_person0': the file "
+      "stores no image size; expected the video's size as "
+      "--image_size=WIDTH,HEIGHT"]
