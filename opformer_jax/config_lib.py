@@ -248,14 +248,14 @@ def cpu_recipe(config: ml_collections.ConfigDict, budget: str = "2h",
                lr: float = 2e-3, frames: int = 5, depth: int = 2,
                dim: int = 64) -> None:
   """The CPU recipe (`configs/h36m.py:cpu`, `configs/mocap.py:cpu`): the
-  settings for a wall-clock budget on a 2-core CPU (README "The CPU recipe"
-  has the measured comparison with the old small-model settings).
+  settings for a wall-clock budget on a 2-core CPU (docs/training.md, "The
+  CPU recipe", has the measured comparison with the old settings).
 
   A small model (depth 2, dim 64, T = 5) whose batch of 16 costs about a
   tenth of the old recipe's (depth 4, T = 27, ~1 s there), so it buys ~10x
-  the updates; in a search at equal time budgets on CMU mocap (README "The CPU
-  recipe") those updates beat a longer clip, a deeper or wider model and
-  other batch sizes. Noisier 2D (real detections) may favour a longer clip:
+  the updates; in a search at equal time budgets on CMU mocap
+  (docs/training.md, "The CPU recipe") those updates beat a longer clip, a
+  deeper or wider model and other batch sizes. Noisier 2D (real detections) may favour a longer clip:
   `frames=27,depth=4,lr=1e-3` is the old recipe. One update per batch (no
   accumulation: a short run needs updates, not big batches); AdamW 2e-3
   with a warm-up and cosine decay over exactly the updates the budget buys;

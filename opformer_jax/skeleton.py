@@ -99,7 +99,7 @@ MPI = Layout(
 
 LAYOUTS = {H36M.name: H36M, MPI.name: MPI}
 
-# The H36M-17 joints (H36M.joints order) under the names of the README,
+# The H36M-17 joints (H36M.joints order) under the names used by
 # 3d-pose-baseline and the mocap files' mappings: "RFoot" / "LFoot" are the
 # ankles, "Nose" is Human3.6M's neck base.
 H36M_JOINT_NAMES = ("Hip", "RHip", "RKnee", "RFoot", "LHip", "LKnee", "LFoot",

@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from opformer_jax import checkpointing
 from opformer_jax import errors
+from opformer_jax import fileio
 from opformer_jax.evaluate import protocols
 from opformer_jax.evaluate import run as evaluate
 from opformer_jax.data import dataset
@@ -607,7 +608,11 @@ def main():
 
   def run(argv):
     del argv
-    cli.start_jax(workdir.value, lambda: check_inputs(config.value))
+
+    def check():   # before the workdir and its log.txt exist
+      fileio.check_output_dir(workdir.value, "--workdir")
+      check_inputs(config.value)
+    cli.start_jax(workdir.value, check)
     train_and_evaluate(config.value, workdir.value)
   cli.run(run)
 

@@ -23,6 +23,10 @@ def _child(entry: str, args: list, err_path: str) -> None:
   code = 0
   try:
     if entry.startswith("-m "):
+      # A preloaded module runs afresh as __main__, as under `python -m`
+      # (a package's __main__ is not preloaded).
+      if not hasattr(sys.modules.get(entry[3:]), "__path__"):
+        sys.modules.pop(entry[3:], None)
       sys.argv = [entry[3:], *args]
       runpy.run_module(entry[3:], run_name="__main__", alter_sys=True)
     else:
@@ -46,6 +50,8 @@ def _child(entry: str, args: list, err_path: str) -> None:
 def main():
   # The repository in the working directory, not an installed copy.
   sys.path[0] = os.getcwd()
+  # cli.reexec_with_allocator would re-exec this runner, not the case.
+  os.environ["OPFORMER_ALLOCATOR"] = "system"
   with open(sys.argv[1]) as f:
     spec = json.load(f)
   for name in spec.get("preload", []):

@@ -240,14 +240,14 @@ def _check_flags():
   """Counts that cannot work and a --json that is a folder, in one line
   before anything is compiled or timed."""
   from opformer_jax import errors  # pylint: disable=g-import-not-at-top
+  from opformer_jax import fileio  # pylint: disable=g-import-not-at-top
   errors.check_number("--batch", _BATCH.value, minimum=1)
   errors.check_number("--steps", _STEPS.value, minimum=1)
   errors.check_number("--epoch_clips", _EPOCH_CLIPS.value, minimum=0,
                       expected="a clip count >= 1, or 0 for the config's "
                       "data")
-  if _JSON.value and os.path.isdir(_JSON.value):
-    raise errors.UserError(errors.bad_input(
-        f"--json={_JSON.value}", "is a folder", "a file name to write"))
+  if _JSON.value:
+    fileio.check_output_file(_JSON.value, "--json")
 
 
 def main(argv):

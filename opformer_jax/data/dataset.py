@@ -1,6 +1,6 @@
 """The project NPZ schema: one file per split, per-frame arrays in sequences.
 
-Schema version 1 (documented in README.md, "Data format"). A file holds
+Schema version 1 (documented in docs/data.md, "Data format"). A file holds
 
 per frame (N frames, frames of one sequence contiguous):
   kp2d        float32 (N, J, 2)  2D keypoints in pixels (detected or GT).
@@ -260,7 +260,7 @@ def load(path: str, mmap: bool = True) -> PoseData:
   if not os.path.exists(path):
     # errno and filename: the entry points print it as one line.
     raise FileNotFoundError(errno.ENOENT, "no such data file (prepare one "
-                            "with tools/prepare_*.py, see README 'Data')",
+                            "with tools/prepare_*.py, see docs/data.md)",
                             path)
   try:
     zf = zipfile.ZipFile(path)

@@ -62,7 +62,8 @@ def resolve(config: ml_collections.ConfigDict,
 
 def check_files(config: ml_collections.ConfigDict, splits=SPLITS) -> None:
   """Raises a one-line `errors.DataError` unless every set path of `splits`
-  is an existing file (checked before a run creates anything)."""
+  is an existing NumPy file (checked before a run creates anything; the
+  schema itself is checked when the file is read)."""
   for split in splits:
     path = config.data[f"{split}_path"]
     if not path:
@@ -72,10 +73,12 @@ def check_files(config: ml_collections.ConfigDict, splits=SPLITS) -> None:
     elif not os.path.exists(path):
       what = "no such data file"
     else:
-      continue
+      what = dataset.not_numpy(path)   # a text file renamed .npz, ...
+      if what is None:
+        continue
     raise errors.DataError(errors.bad_input(
         f"config.data.{split}_path={path}", what,
-        "a split file prepared by tools/prepare_*.py (README 'Data')"))
+        "a split file prepared by tools/prepare_*.py (docs/data.md)"))
 
 
 def validation_subset(test_path: str, out_path: str, max_clips: int,
