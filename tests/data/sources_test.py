@@ -37,14 +37,17 @@ def test_set_paths_are_kept_and_only_the_needed_splits_are_resolved(
   monkeypatch.setenv("HOME", str(tmp_path))
   c = config_lib.base_config()
   c.data.name = "synthetic"
-  c.data.test_path = "mine/test.npz"
+  (tmp_path / "mine").mkdir()
+  np.savez(tmp_path / "mine" / "test.npz", kp2d=np.zeros((1, 17, 2)))
+  c.data.test_path = str(tmp_path / "mine" / "test.npz")
   assert sources.resolve(c, splits=("test",)) is c
   assert not (tmp_path / ".cache").exists()
 
 
-def test_a_missing_path_of_real_data_is_a_one_line_config_error():
+def test_a_missing_path_of_real_data_is_a_one_line_config_error(tmp_path):
   c = config_lib.base_config()
-  c.data.test_path = "data/h36m/test.npz"
+  c.data.test_path = str(tmp_path / "test.npz")
+  np.savez(c.data.test_path, kp2d=np.zeros((1, 17, 2)))
   with pytest.raises(errors.ConfigError) as e:
     sources.resolve(c)
   assert str(e.value) == (
@@ -59,6 +62,23 @@ def split(tmp_path):
   """4 sequences of 40 frames."""
   return conftest.write_toy_split(tmp_path / "test.npz", num_seqs=4,
                                   length=40)
+
+
+@pytest.mark.parametrize("content, what", [
+    (None, "no such data file"), ("dir", "is a directory"),
+    (b"", "is empty (0 bytes)"),
+    (b"kp2d,conf\n1,2\n", "is a text file (it starts 'kp2d,conf'), not NumPy")])
+def test_a_set_path_that_is_no_split_file_is_named(tmp_path, content, what):
+  path = tmp_path / "train.npz"
+  if content == "dir":
+    path.mkdir()
+  elif content is not None:
+    path.write_bytes(content)
+  c = config_lib.base_config()
+  c.data.train_path = str(path)
+  with pytest.raises(errors.DataError) as e:
+    sources.check_files(c, ("train",))
+  assert str(e.value).startswith(f"config.data.train_path={path}: {what}")
 
 
 def test_subset_takes_the_same_centred_stretch_of_every_sequence(
