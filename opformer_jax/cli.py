@@ -9,6 +9,7 @@ import glob
 import io
 import logging
 import os
+import platform
 import re
 import sys
 
@@ -29,6 +30,19 @@ KEEP_PAGES_TUNABLES = ":".join((
 _TUNABLES = {"keep": KEEP_PAGES_TUNABLES, "hugepages": HUGEPAGES_TUNABLES}
 
 ALLOCATORS = (*_TUNABLES, "tcmalloc", "system")
+
+
+def cpu_name() -> str:
+  """The CPU's model name (Linux /proc/cpuinfo), else the machine type:
+  benchmarks print it, as figures differ from machine to machine."""
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        if line.startswith("model name"):
+          return line.split(":", 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or platform.machine()
 
 
 def reexec_with_allocator() -> None:

@@ -114,6 +114,12 @@ BENCHMARK = [
     ([QUICK, f"--json={EARLIER}"], [f"--json={EARLIER}", "is a folder"]),
 ]
 
+BENCHMARK_VIDEO = [
+    (["--frames=0"], ["--frames=0", ">= 1"]),
+    (["--size=abc"], ["--size=abc", "W,H"]),
+    (["--size=1279,720"], ["--size=1279,720", "even"]),
+]
+
 MEASURE_TRAJECTORY = [
     (["--inputs=walk.npz", "--fps=0"], ["--fps=0"]),
     (["--inputs=nothere.npz"], ["nothere.npz"]),
@@ -136,6 +142,8 @@ ENTRIES = {
                      "opformer_jax.data.dataset", PREPARE_3DHP),
     "benchmark": (str(REPO / "tools/benchmark.py"), "opformer_jax.train",
                   BENCHMARK),
+    "benchmark_video": (str(REPO / "tools/benchmark_video.py"),
+                        "opformer_jax.cli", BENCHMARK_VIDEO),
     "measure_trajectory": (str(REPO / "tools/measure_trajectory.py"),
                            "opformer_jax.infer.lift", MEASURE_TRAJECTORY),
 }

@@ -29,7 +29,6 @@ model 20-fold (JAX much less), and the ratio then says little.
 
 import json
 import os
-import platform
 import sys
 
 from absl import flags
@@ -61,14 +60,8 @@ _JSON = flags.DEFINE_string("json", None, "Also write the figures here.")
 
 def cpu_model() -> str:
   """The CPU's model name and the cores this process may use."""
-  name = platform.processor() or platform.machine()
-  try:
-    with open("/proc/cpuinfo") as f:
-      name = next(l.split(":", 1)[1].strip() for l in f
-                  if l.startswith("model name"))
-  except (OSError, StopIteration):
-    pass
-  return f"{name}, {len(os.sched_getaffinity(0))} cores"
+  from opformer_jax import cli  # pylint: disable=g-import-not-at-top
+  return f"{cli.cpu_name()}, {len(os.sched_getaffinity(0))} cores"
 
 
 def _of_peaks(res, peak, out):

@@ -21,12 +21,10 @@ Prints the CPU model, since the figures depend on it.
 """
 
 import os
-import platform
 import sys
 import tempfile
 import time
 
-from absl import app
 from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
@@ -36,17 +34,6 @@ _FRAMES = flags.DEFINE_integer("frames", 300, "Frames in the clip.")
 _SIZE = flags.DEFINE_list("size", ["1280", "720"], "W,H of the clip.")
 _RENDER = flags.DEFINE_enum("render", "none", ["none", "gif", "mp4"],
                             "Also time the render of the result.")
-
-
-def cpu_model() -> str:
-  try:
-    with open("/proc/cpuinfo") as f:
-      for line in f:
-        if line.startswith("model name"):
-          return line.split(":", 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or platform.machine()
 
 
 def _write_clip(path, num_frames, size):
@@ -95,15 +82,29 @@ def _lift(path_2d, out_dir):
   return lift_s, max(0.0, first - lift_s), track, result, config
 
 
+def _check_flags() -> tuple[int, int]:
+  """--frames and --size, refused in one line before anything is written."""
+  from opformer_jax import errors  # pylint: disable=g-import-not-at-top
+  errors.check_number("--frames", _FRAMES.value, minimum=1)
+  try:
+    size = tuple(int(v) for v in _SIZE.value)
+  except ValueError:
+    size = ()
+  if len(size) != 2 or min(size) <= 0 or size[0] % 2 or size[1] % 2:
+    raise errors.UserError(f"--size={','.join(_SIZE.value)}; expected W,H in "
+                           "px, two even integers > 0 (H.264), e.g. 1280,720")
+  return size
+
+
 def main(argv):
   del argv
   from opformer_jax import cli  # pylint: disable=g-import-not-at-top
+  size = _check_flags()
   cli.start_jax()
   import jax  # pylint: disable=g-import-not-at-top
   from opformer_jax.infer import detect  # pylint: disable=g-import-not-at-top
   from opformer_jax.infer import from_video  # pylint: disable=g-import-not-at-top
   from opformer_jax.infer import video  # pylint: disable=g-import-not-at-top
-  size = tuple(int(v) for v in _SIZE.value)
   n = _FRAMES.value
   with tempfile.TemporaryDirectory() as tmp:
     clip = os.path.join(tmp, "clip.mp4")
@@ -117,7 +118,7 @@ def main(argv):
     lift_s, compile_s, track, result, config = _lift(path_2d, tmp)
     lines = [
         f"video benchmark: {n} frames of {size[0]}x{size[1]} H.264, "
-        f"{cpu_model()} ({os.cpu_count()} cores), JAX on "
+        f"{cli.cpu_name()} ({os.cpu_count()} cores), JAX on "
         f"{jax.devices()[0].platform}",
         f"  decode (PyAV, RGB)    {n / decode_s:7.1f} frames/s",
         f"  detect (BlazePose)    {n / detect_s:7.1f} frames/s  (person in "
@@ -142,4 +143,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  from opformer_jax import cli  # pylint: disable=g-import-not-at-top
+  cli.run(main)

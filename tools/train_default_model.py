@@ -16,7 +16,6 @@ card (`opformer_jax.pretrained.save`). Any config field can be overridden
 
 import json
 import os
-import platform
 import time
 
 from absl import flags
@@ -95,18 +94,6 @@ def score(config, workdir, paths):
   return model, step, results
 
 
-def cpu_name() -> str:
-  """The CPU model (Linux /proc/cpuinfo), else the machine type."""
-  try:
-    with open("/proc/cpuinfo") as f:
-      for line in f:
-        if line.startswith("model name"):
-          return line.split(":", 1)[1].strip()
-  except OSError:
-    pass
-  return platform.machine()
-
-
 def card_text(config, step, results, timings):
   """The MODEL_CARD.md of the exported model."""
   m, t = config.model, config.data.num_frames
@@ -128,7 +115,7 @@ Reproduce (deterministic on a given machine):
         --workdir=runs/default_model --export=opformer_jax/pretrained/default
 
 Measured: data {timings.get('data_s', float('nan')) / 60:.0f} min, training
-{timings.get('train_s', float('nan')) / 60:.0f} min, on {cpu_name()}
+{timings.get('train_s', float('nan')) / 60:.0f} min, on {cli.cpu_name()}
 ({os.cpu_count()} cores).
 
 Training data: the CMU Graphics Lab Motion Capture Database (subjects other
