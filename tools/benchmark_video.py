@@ -136,7 +136,8 @@ def main(argv):
           result["kp2d"], result["pose3d_mm"], config.model.layout, out,
           fps=30, image_size=track.image_size,
           trajectory=result["root_cam_mm"], max_frames=None,
-          background=from_video.background(clip)))
+          background=from_video.background(
+              clip, rate=video.frame_rate(dets.times_s))))
       lines.append(f"  render ({_RENDER.value}, video + 3D) "
                    f"{drawn / render_s:5.1f} frames/s drawn")
   print("\n".join(lines))

@@ -7,7 +7,8 @@ of the --start/--end range (seconds); they are mapped to H36M-17
   <output>/<video>_2d.npz   <video>: (F, 17, 3) x px, y px, confidence in
                             H36M-17 order, (0, 0, 0) where nobody was found;
                             image_size (w, h); fps, the mean rate of the
-                            frames' timestamps.
+                            frames' timestamps (a variable-rate file's
+                            keypoints resampled to that even rate).
 
 That file is an ``array`` keypoint file: ``--input=<video>_2d.npz`` lifts
 the same detections again without detecting, to the same outputs. The
@@ -36,12 +37,21 @@ def _stem(path: str) -> str:
 
 
 def write_2d(path: str, name: str, dets: detect.Detections,
-             fps: float) -> None:
-  """Writes the detections as an ``array`` keypoint file (atomically)."""
+             fps: float) -> bool:
+  """Writes the detections as an ``array`` keypoint file (atomically), on
+  the even grid of `fps` (`video.resample`) if their times are uneven.
+
+  Returns:
+    Whether they were resampled (a variable-rate file).
+  """
   kp = blazepose.to_h36m_raw(dets.landmarks, name)
+  grid = video.even_times(dets.times_s, fps)
+  if grid is not None:
+    kp = video.resample(kp, dets.times_s, grid)
   with fileio.atomic_path(path) as tmp, open(tmp, "wb") as f:
     np.savez(f, **{name: kp}, image_size=np.asarray(dets.size, np.int64),
              fps=np.float64(fps))
+  return grid is not None
 
 
 def check_range(start_s: float, end_s: float | None) -> None:
@@ -80,7 +90,11 @@ def detect_to_file(input_path: str, out_dir: str, start_s: float = 0.0,
       video.frame_rate(dets.times_s, info.rate))
   name = _stem(input_path)
   out = os.path.join(out_dir, f"{name}_2d.npz")
-  write_2d(out, name, dets, rate)
+  if write_2d(out, name, dets, rate):
+    steps = np.diff(dets.times_s)
+    print(f"{input_path} has a variable frame rate ({1 / steps.max():.3g} to "
+          f"{1 / max(steps.min(), 1e-9):.3g} frames/s): its keypoints are "
+          f"resampled to an even {rate:.3g} frames/s for the model")
   missed = int((~dets.found).sum())
   print(f"Detected a person in {len(dets.found) - missed} of "
         f"{len(dets.found)} frames of {input_path} ({dets.size[0]}x"
@@ -89,19 +103,31 @@ def detect_to_file(input_path: str, out_dir: str, start_s: float = 0.0,
 
 
 def background(input_path: str, start_s: float = 0.0,
-               end_s: float | None = None, fps: float | None = None):
+               end_s: float | None = None, fps: float | None = None,
+               rate: float = 30.0):
   """For `render.render_animation`: rows -> their video frames, streamed.
 
-  Row r of the 2D file is the r-th frame of `video.frames` over the same
-  range, so the frames are decoded again and only the drawn ones kept.
+  Row r of the 2D file is at time t0 + r / `rate` (its fps; t0 the first
+  frame of the range), so each row gets the frame nearest that time: frame
+  r itself for a constant-rate file, the nearest real frame for a
+  resampled variable-rate one. The frames are decoded again and only the
+  drawn ones kept.
   """
   def frames_of(rows):
     wanted = iter(sorted(int(r) for r in rows))
     nxt = next(wanted, None)
-    for r, frame in enumerate(video.frames(input_path, start_s, end_s, fps)):
+    prev = t0 = None
+    for frame in video.frames(input_path, start_s, end_s, fps):
+      t0 = frame.time_s if t0 is None else t0
+      while nxt is not None and frame.time_s >= t0 + nxt / rate:
+        t = t0 + nxt / rate
+        closer = prev is not None and t - prev.time_s < frame.time_s - t
+        yield (prev if closer else frame).rgb
+        nxt = next(wanted, None)
       if nxt is None:
         return
-      if r == nxt:
-        yield frame.rgb
-        nxt = next(wanted, None)
+      prev = frame
+    while nxt is not None and prev is not None:   # rows after the last frame
+      yield prev.rgb
+      nxt = next(wanted, None)
   return frames_of

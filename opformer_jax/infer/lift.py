@@ -322,7 +322,7 @@ def _video_render_args(opts: Options, fps):
   if opts.video:
     from opformer_jax.infer import from_video  # pylint: disable=g-import-not-at-top
     args["background"] = from_video.background(opts.video, opts.start_s,
-                                               opts.end_s, opts.fps)
+                                               opts.end_s, opts.fps, fps)
   return args
 
 

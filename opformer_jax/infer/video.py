@@ -13,7 +13,9 @@ of a few frames.
 * Time: every frame carries its presentation time in seconds from the
   first frame (`Frame.time_s`, from the pts), so a variable-rate file's
   frames keep their real times; `frame_rate` is the mean rate over the
-  decoded range. An image folder has no times: frame i is at i / fps.
+  decoded range, and `resample` puts the keypoints of an uneven file on the
+  even grid of that rate (`even_times`) before lifting. An image folder has
+  no times: frame i is at i / fps.
 
 Bad input (not a video, a truncated or damaged file, a codec ffmpeg cannot
 decode, a folder with no images) raises `errors.DataError` with one line
@@ -248,6 +250,53 @@ def frame_rate(times_s, fallback: float | None = None) -> float:
   if times_s.size >= 2 and times_s[-1] > times_s[0]:
     return float((times_s.size - 1) / (times_s[-1] - times_s[0]))
   return float(fallback or 30.0)
+
+
+# Times off an even grid by more than this fraction of a frame make a file
+# variable-rate (containers round pts to their time base: ~1 ms).
+UNEVEN_FRACTION = 0.25
+
+
+def even_times(times_s, rate: float) -> np.ndarray | None:
+  """The even grid t0 + i / rate of F frames, or None when `times_s` (F,)
+  already lies on it (a constant-rate file)."""
+  times_s = np.asarray(times_s, np.float64)
+  if times_s.size < 2:
+    return None
+  grid = times_s[0] + np.arange(times_s.size) / rate
+  if np.abs(times_s - grid).max() <= UNEVEN_FRACTION / rate:
+    return None
+  return grid
+
+
+def resample(kp, times_s, grid_s) -> np.ndarray:
+  """Keypoints at uneven times, resampled to the times `grid_s`.
+
+  The model was trained on evenly spaced frames, so a variable-rate clip
+  is lifted at even times: between two frames with a person the keypoints
+  (and confidences) are interpolated linearly; next to a frame without one
+  the nearer frame is taken, so a missed frame stays missed (confidence 0)
+  and is filled and flagged by the lifting as any gap.
+
+  Args:
+    kp: (F, J, C) keypoints at `times_s` (F,), increasing; confidence last.
+    times_s, grid_s: (F,) and (G,) seconds.
+
+  Returns:
+    (G, J, C) float32.
+  """
+  kp = np.asarray(kp, np.float32)
+  times_s = np.asarray(times_s, np.float64)
+  hi = np.clip(np.searchsorted(times_s, grid_s, side="right"), 1,
+               len(times_s) - 1)
+  lo = hi - 1
+  span = np.maximum(times_s[hi] - times_s[lo], 1e-9)
+  w = np.clip((grid_s - times_s[lo]) / span, 0.0, 1.0)[:, None, None]
+  found = (kp[..., -1] > 0).any(-1)
+  both = (found[lo] & found[hi])[:, None, None]
+  nearer = np.where(w[:, 0, 0] < 0.5, lo, hi)
+  return np.where(both, (1 - w) * kp[lo] + w * kp[hi],
+                  kp[nearer]).astype(np.float32)
 
 
 def prefetch(iterator, depth: int = 8):

@@ -103,6 +103,37 @@ def test_start_end_select_by_seconds(write_clip, tmp_path, monkeypatch):
     from_video.detect_to_file(path, str(tmp_path / "o"), 2.0, 1.0)
 
 
+def test_a_variable_rate_clip_is_lifted_at_even_times(write_clip, tmp_path):
+  # Frames at uneven times whose colour codes their index; a person whose
+  # landmarks move 100 px per second.
+  times = [0.0, 0.1, 0.15, 0.2, 0.5, 0.6]
+  imgs = [np.full((32, 48, 3), 40 * i, np.uint8) for i in range(6)]
+  clip = write_clip(tmp_path / "vfr.mov", imgs, times_s=times)
+  lm = np.zeros((6, 33, 3), np.float32)
+  lm[..., 0] = 100 * np.asarray(times)[:, None] + 10
+  lm[..., 1], lm[..., 2] = 20, 0.9
+  dets = detect.Detections(lm, np.ones(6, bool), np.asarray(times),
+                           np.arange(6), (48, 32))
+  rate = 10.0   # 5 intervals over 0.5 s
+  assert from_video.write_2d(str(tmp_path / "v_2d.npz"), "v", dets, rate)
+  kp = np.load(tmp_path / "v_2d.npz")["v"]
+  # Rows at 0, 0.1, ..., 0.5 s: x = 100 t + 10 on every joint.
+  np.testing.assert_allclose(kp[:, 0, 0], 100 * np.arange(6) / rate + 10,
+                             atol=1e-3)
+  # The render's frame of each row is the real frame nearest its time:
+  # 0 -> 0, 0.1 -> 1, 0.2 -> 3, 0.3 -> 3 (0.2 is nearer than 0.5), 0.4 ->
+  # 4, 0.5 -> 4.
+  frames = list(from_video.background(str(clip), rate=rate)(range(6)))
+  assert [int(f[0, 0, 0]) // 40 for f in frames] == [0, 1, 3, 3, 4, 4]
+  # An even clip is written as detected and each row gets its own frame.
+  even = detect.Detections(lm, np.ones(6, bool), np.arange(6) / 25,
+                           np.arange(6), (48, 32))
+  assert not from_video.write_2d(str(tmp_path / "e_2d.npz"), "e", even, 25)
+  clip = write_clip(tmp_path / "even.mov", imgs, fps=25)
+  frames = list(from_video.background(str(clip), rate=25.0)([0, 2, 2, 5]))
+  assert [int(f[0, 0, 0]) // 40 for f in frames] == [0, 2, 2, 5]
+
+
 def test_missing_mediapipe_is_one_line_naming_the_extra(monkeypatch):
   monkeypatch.setitem(sys.modules, "mediapipe.python.solutions", None)
   with pytest.raises(errors.UserError, match=r'pip install -e "\.\[video\]"'):

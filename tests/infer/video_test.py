@@ -79,6 +79,31 @@ def test_variable_rate_uses_timestamps(write_clip, tmp_path):
   assert [f.index for f in cut] == [3, 4]
 
 
+def test_even_times_only_for_an_uneven_file():
+  assert video.even_times(np.arange(10) / 25 + 0.0004, 25.0) is None
+  assert video.even_times([0.0], 25.0) is None
+  times = [0.0, 0.04, 0.08, 0.2, 0.24, 0.5]
+  np.testing.assert_allclose(video.even_times(times, 10.0),
+                             [0.0, 0.1, 0.2, 0.3, 0.4, 0.5])
+
+
+def test_resample_interpolates_between_found_frames_keeps_gaps():
+  # x = 100 * t at frames with a person; the frame at 0.3 s has nobody.
+  times = np.array([0.0, 0.1, 0.3, 0.4, 0.8])
+  kp = np.zeros((5, 2, 3), np.float32)
+  for i, t in enumerate(times):
+    kp[i, :, 0], kp[i, :, 1], kp[i, :, 2] = 100 * t, 7.0, 0.9
+  kp[2] = 0
+  grid = np.array([0.0, 0.05, 0.2, 0.28, 0.6, 0.8])
+  out = video.resample(kp, times, grid)
+  # 0.05: between two found frames, x = 5. 0.2: midway 0.1 (found) .. 0.3
+  # (missed): the later one is as near and is taken (a gap). 0.28: nearer
+  # the missed frame. 0.6: midway 0.4 .. 0.8, x = 60.
+  np.testing.assert_allclose(out[:, 0, 0], [0, 5, 0, 0, 60, 80], atol=1e-4)
+  np.testing.assert_allclose(out[:, 0, 2], [0.9, 0.9, 0, 0, 0.9, 0.9])
+  np.testing.assert_allclose(out[[0, 1, 4, 5], 1, 1], 7.0)
+
+
 def test_one_frame_and_zero_frames(write_clip, tmp_path):
   one = write_clip(tmp_path / "one.mov", [_gradient(20, 30)])
   assert len(list(video.frames(str(one)))) == 1
