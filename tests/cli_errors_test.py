@@ -120,6 +120,20 @@ BENCHMARK_VIDEO = [
     (["--size=1279,720"], ["--size=1279,720", "even"]),
 ]
 
+MEASURE_BVH = [
+    (["--input=text.npz"], ["text.npz", "text file"]),
+    (["--input=noimage.npz"], ["noimage.npz", "no image size"]),
+    (["--input=walk.npz", "--output=a_file"], ["a_file", "existing file"]),
+    (["--input=walk.npz", "--model=no_model"], ["--model=no_model"]),
+]
+
+RENDER_FRAMES = [
+    (["--input=text.npz", "--output=x.png"], ["text.npz", "text file"]),
+    (["--input=walk.npz", "--output=x.png"], ["walk.npz", "lacks", "infer"]),
+    (["--input=walk.npz", f"--output={EARLIER}"], ["is a folder"]),
+    (["--input=walk.npz", "--output=x.png", "--frames=0"], ["--frames=0"]),
+]
+
 MEASURE_TRAJECTORY = [
     (["--inputs=walk.npz", "--fps=0"], ["--fps=0"]),
     (["--inputs=nothere.npz"], ["nothere.npz"]),
@@ -144,6 +158,10 @@ ENTRIES = {
                   BENCHMARK),
     "benchmark_video": (str(REPO / "tools/benchmark_video.py"),
                         "opformer_jax.cli", BENCHMARK_VIDEO),
+    "measure_bvh": (str(REPO / "tools/measure_bvh.py"),
+                    "opformer_jax.infer.lift", MEASURE_BVH),
+    "render_frames": (str(REPO / "tools/render_frames.py"),
+                      "opformer_jax.infer.render", RENDER_FRAMES),
     "measure_trajectory": (str(REPO / "tools/measure_trajectory.py"),
                            "opformer_jax.infer.lift", MEASURE_TRAJECTORY),
 }

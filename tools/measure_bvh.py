@@ -19,6 +19,7 @@ from absl import flags
 import numpy as np
 
 from opformer_jax import cli
+from opformer_jax import errors
 from opformer_jax.formats import bvh
 from opformer_jax import skeleton
 
@@ -70,13 +71,19 @@ def _print(name, err, dev, rest):
 def main(argv):
   del argv
   from opformer_jax.infer import lift  # pylint: disable=g-import-not-at-top
+  opts = lift.Options(render="none", bvh=True)
+  if _OUTPUT.value:
+    lift.check_output(_OUTPUT.value)
+  tracks = lift.read_tracks(_INPUT.value, opts)   # before any output
   model, config, name = lift.load_model(workdir=_WORKDIR.value,
                                         model_dir=_MODEL.value)
   if config.model.layout != "h36m17":
-    raise SystemExit("measure_bvh compares H36M-17 models' outputs")
+    raise errors.UserError(f"{name}: its layout is {config.model.layout}; "
+                           "expected an H36M-17 model (measure_bvh compares "
+                           "H36M-17 outputs)")
   out_dir = _OUTPUT.value or tempfile.mkdtemp(prefix="measure_bvh_")
-  res = lift.infer_file(model, config, _INPUT.value, out_dir,
-                        lift.Options(render="none", bvh=True))
+  res = lift.infer_file(model, config, _INPUT.value, out_dir, opts,
+                        tracks=tracks)
   print(f"{name}: {res['frames']} frames in {len(res['tracks'])} tracks, "
         f"outputs in {out_dir}")
   total = []

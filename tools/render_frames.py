@@ -13,14 +13,18 @@ The picture in the README was made with:
 """
 
 import json
+import zipfile
 
-from absl import app
 from absl import flags
 import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
 
+from opformer_jax import cli
+from opformer_jax import errors
+from opformer_jax import fileio
+from opformer_jax.data import dataset
 from opformer_jax.infer import render
 from opformer_jax import skeleton
 
@@ -80,16 +84,44 @@ def draw(kp2d, pose3d_mm, image_size, layout, frames, path, dpi=60,
   plt.close(fig)
 
 
+def load_track(path: str) -> dict:
+  """kp2d (F, J, 2), pose3d_mm (F, J, 3) and meta of an infer output.
+
+  Raises:
+    errors.DataError: not such a file, in one line naming it.
+  """
+  expected = "a <track>.npz written by python -m opformer_jax.infer"
+  why = dataset.not_numpy(path)
+  if why:
+    raise errors.DataError(errors.bad_input(path, why, expected))
+  try:
+    with np.load(path, allow_pickle=False) as d:
+      track = {k: d[k] for k in ("kp2d", "pose3d_mm", "meta")}
+    track["meta"] = json.loads(str(track["meta"]))
+    image_size, layout = track["meta"]["image_size"], track["meta"]["layout"]
+  except (KeyError, ValueError, zipfile.BadZipFile) as e:
+    raise errors.DataError(errors.bad_input(
+        path, f"lacks or garbles {e}", expected)) from None
+  if track["kp2d"].shape[0] < 1 or image_size is None or not layout:
+    raise errors.DataError(errors.bad_input(path, "holds no frames",
+                                            expected))
+  return track
+
+
 def main(argv):
   del argv
-  d = np.load(_INPUT.value)
-  meta = json.loads(str(d["meta"]))
+  errors.check_number("--frames", _FRAMES.value, minimum=1)
+  errors.check_number("--dpi", _DPI.value, minimum=10)
+  fileio.check_output_file(_OUTPUT.value, "--output")
+  d = load_track(_INPUT.value)
   num = d["kp2d"].shape[0]
   frames = np.linspace(0, num - 1, _FRAMES.value + 2)[1:-1].round()
-  draw(d["kp2d"], d["pose3d_mm"], meta["image_size"], meta["layout"],
-       frames.astype(int), _OUTPUT.value, dpi=_DPI.value, azim=_AZIM.value)
+  with fileio.atomic_path(_OUTPUT.value) as tmp:
+    draw(d["kp2d"], d["pose3d_mm"], d["meta"]["image_size"],
+         d["meta"]["layout"], frames.astype(int), tmp, dpi=_DPI.value,
+         azim=_AZIM.value)
   print(f"wrote {_OUTPUT.value}")
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)
