@@ -92,15 +92,16 @@ PREPARE_MOCAP = [
     (["--inputs=text.npz", f"--output_dir={NEW}"], ["text.npz", "text file"]),
 ]
 
-PREPARE_H36M = [[f"--layout={layout}", *args] for layout, args in [
-    ("videopose3d", ["--input=nothere.npz", f"--output_dir={NEW}"]),
-    ("videopose3d", ["--input=text.npz", f"--output_dir={NEW}"]),
-    ("motionbert_pkl", ["--input=walk.npz", "--output_dir=a_file"]),
-    ("martinez", ["--input=no_folder", f"--output_dir={NEW}"]),
-]]
-PREPARE_H36M = list(zip(PREPARE_H36M, [
-    ["nothere.npz"], ["text.npz", "text file"], ["a_file", "existing file"],
-    ["no_folder"]]))
+PREPARE_H36M = [
+    (["--layout=videopose3d", "--input=nothere.npz", f"--output_dir={NEW}"],
+     ["nothere.npz"]),
+    (["--layout=videopose3d", "--input=text.npz", f"--output_dir={NEW}"],
+     ["text.npz", "text file"]),
+    (["--layout=motionbert_pkl", "--input=walk.npz", "--output_dir=a_file"],
+     ["a_file", "existing file"]),
+    (["--layout=martinez", "--input=no_folder", f"--output_dir={NEW}"],
+     ["no_folder"]),
+]
 
 PREPARE_3DHP = [
     (["--train=nothere.npz", f"--output_dir={NEW}"], ["nothere.npz"]),
