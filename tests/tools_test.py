@@ -182,3 +182,66 @@ def test_measure_bvh_reads_back_what_it_wrote(tmp_path, saved_tiny):
   # The file's bones have one length each: what it reproduces is the
   # median-length skeleton, much closer than the lifted joints themselves.
   assert rest < back, line
+
+
+def _tiny_mocap_dir(path):
+  """The three joint files `train_default_model` reads, with one short
+  procedural sequence each (CMU 16 is a validation subject)."""
+  from opformer_jax.data import synthetic
+  path.mkdir()
+  for i, (file, key) in enumerate((("cmu_gait.npz", "16_01"),
+                                   ("cmu_actions.npz", "02_01"),
+                                   ("cmu_subject131.npz", "131_01"))):
+    rng = np.random.default_rng(i)
+    walk = synthetic.motion("Walking", synthetic.random_bones(rng), 150, rng,
+                            fps=50.0)
+    np.savez(path / file, **{key: walk.astype(np.float32), "__meta__":
+                             json.dumps({"fps": 50.0, "up_axis": "z"})})
+  return path
+
+
+def test_train_default_model_scores_exports_and_compares(tmp_path,
+                                                         saved_tiny):
+  mocap = _tiny_mocap_dir(tmp_path / "mocap")
+  kp = np.random.default_rng(3).uniform(200, 800, (40, 17, 2)).astype("f4")
+  np.savez(tmp_path / "clip.npz", walk=kp, image_size=np.array([1000, 1000]))
+  args = [f"--mocap_dir={mocap}", f"--workdir={tmp_path}/run", "--views=1",
+          "--config=configs/default_model.py:frames=9,budget=3u",
+          "--config.model.depth=1", "--config.model.dim=32",
+          "--config.train.budget_evals=1", f"--baseline={saved_tiny}",
+          f"--wild={tmp_path}/clip.npz", f"--export={tmp_path}/export"]
+  run_tool("train_default_model.py", *args)
+  res = json.loads((tmp_path / "run" / "default_model_results.json")
+                   .read_text())
+  assert res["step"] == 3
+  for who in ("new", "baseline"):
+    assert res[who]["test_noisy"]["num_frames"] > 0
+    assert res[who]["wild"]["clip.npz"]["frames"] == 40
+  card = (tmp_path / "export" / "MODEL_CARD.md").read_text()
+  assert "T = 9" in card and "3 optimizer updates" in card
+  for split in ("clean", "noisy"):
+    for who in ("this model", "previous"):
+      assert re.search(rf"\| {split} \| {who} \| [\d.]+ \|", card), card
+  assert re.search(r"\| clip.npz \| previous \| 40 \|", card), card
+  from opformer_jax import pretrained
+  model, config = pretrained.load(str(tmp_path / "export"))
+  assert config.data.num_frames == 9 and config.model.depth == 1
+  # Run again: the finished run is not trained again, its time is kept.
+  timings = (tmp_path / "run" / "timings.json").read_text()
+  run_tool("train_default_model.py", *args)
+  assert (tmp_path / "run" / "timings.json").read_text() == timings
+
+
+def test_measure_wild_prints_and_writes_the_figures(tmp_path, saved_tiny):
+  kp = np.random.default_rng(4).uniform(200, 800, (30, 17, 2)).astype("f4")
+  np.savez(tmp_path / "a.npz", walk=kp, image_size=np.array([1000, 1000]))
+  np.savez(tmp_path / "b.npz", run=kp[:20], image_size=np.array([1000, 1000]))
+  out = run_tool("measure_wild.py", f"--input={tmp_path}/a.npz,{tmp_path}/b.npz",
+                 f"--model={saved_tiny}", f"--json={tmp_path}/w.json")
+  res = json.loads((tmp_path / "w.json").read_text())
+  assert [res[k]["frames"] for k in ("a.npz", "b.npz", "all")] == [30, 20, 50]
+  # 'all' weighs each file by its frames and bones (same count per frame).
+  np.testing.assert_allclose(res["all"]["bones"], (
+      30 * res["a.npz"]["bones"] + 20 * res["b.npz"]["bones"]) / 50,
+                             rtol=1e-6)
+  assert re.search(r"^all +50 ", out, re.M), out
