@@ -218,7 +218,7 @@ def test_train_default_model_scores_exports_and_compares(tmp_path,
     assert res[who]["test_noisy"]["num_frames"] > 0
     assert res[who]["wild"]["clip.npz"]["frames"] == 40
   card = (tmp_path / "export" / "MODEL_CARD.md").read_text()
-  assert "T = 9" in card and "3 optimizer updates" in card
+  assert "T = 9" in card and " 3 optimizer updates" in card
   for split in ("clean", "noisy"):
     for who in ("this model", "previous"):
       assert re.search(rf"\| {split} \| {who} \| [\d.]+ \|", card), card

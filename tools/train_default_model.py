@@ -152,16 +152,17 @@ where the 2D foot stands still (mm/frame), mean joint acceleration
 OPFormer (depth {m.depth}, dim {m.dim}, {m.num_heads} heads, T = {t}) lifting
 H36M-17 2D keypoints (derived from COCO-17 detections) to root-relative 3D in
 image space (pixels at the root depth; `infer` scales to mm with
---subject_height_mm). {step} optimizer updates of batch
-{config.train.batch_size} (AdamW, lr {config.optim.lr:g}, {config.optim.schedule}
-schedule, seed {config.seed}).
+--subject_height_mm). {step:,} optimizer updates of batch
+{config.train.batch_size} (AdamW, lr {config.optim.lr:g}, {config.optim.schedule} schedule,
+seed {config.seed}).
 
-Reproduce (deterministic on a given machine):
+Reproduce (deterministic on a given machine; `--baseline=DIR` scores another
+saved model beside it, as below):
 
     python tools/train_default_model.py --mocap_dir=../shared/data/mocap \\
         --workdir=runs/default_model --export=opformer_jax/pretrained/default
 
-Measured: data {timings.get('data_s', float('nan')) / 60:.0f} min, training
+Measured: data {timings.get('data_s', float('nan')):.0f} s, training
 {timings.get('train_s', float('nan')) / 60:.0f} min, on {cli.cpu_name()}
 ({os.cpu_count()} cores).
 
