@@ -40,7 +40,7 @@ def save_steps(config, workdir, val_by_step):
     checkpointing.save(mngr, step, model=model, optimizer=opt,
                        data_iter=None, config=config, val_mpjpe=val,
                        meta={"step": step})
-    checkpointing.seal(mngr, step)
+    mngr.wait_until_finished()
   return mngr
 
 
