@@ -282,11 +282,18 @@ def _check_finite(mngr: ocp.CheckpointManager, step: int, state,
 
 
 def _is_abandoned_read(unraisable) -> bool:
-  """Whether an exception Python could not raise comes from the reads of a
-  failed restore (Orbax's coroutines and tasks, its closed event loop)."""
+  """Whether an exception Python could not raise is an Orbax read that a
+  failed restore abandoned (its coroutine, collected unfinished)."""
   code = getattr(unraisable.object, "cr_code", None)
-  return ("Event loop is closed" in str(unraisable.exc_value) or (
-      code is not None and f"{os.sep}orbax{os.sep}" in code.co_filename))
+  return code is not None and f"{os.sep}orbax{os.sep}" in code.co_filename
+
+
+def _is_closed_loop_callback(exc_type, exc, tb) -> bool:
+  """Whether an exception printed from outside Python's threads is a read
+  finishing after Orbax closed its event loop (TensorStore's callback)."""
+  return (exc_type is RuntimeError and "Event loop is closed" in str(exc)
+          and tb is not None
+          and tb.tb_frame.f_code.co_name == "call_soon_threadsafe")
 
 
 class _AbandonedReads(logging_std.Filter):
@@ -297,20 +304,25 @@ class _AbandonedReads(logging_std.Filter):
 
 
 def _quiet_abandoned_reads() -> None:
-  """Silences what a failed restore leaves behind: when one array cannot be
-  read Orbax gives up on the others, and their coroutines and tasks, failed
-  too or cut off by the closed event loop, are reported as tracebacks when
-  collected (often at exit), after the one-line error. From the first
-  failed restore on, for the rest of the process."""
+  """Silences what a failed restore leaves behind. When one array cannot be
+  read, Orbax gives up on the others and closes its event loop; their reads
+  then report, as tracebacks after the one-line error (or before it, from
+  TensorStore's threads), that they failed too or found the loop closed.
+  Installed once per process, before the first restore; anything else
+  still reaches the previous hooks."""
   if getattr(sys.unraisablehook, "_opformer_quiet", False):
     return
-  previous = sys.unraisablehook
+  unraisable, excepthook = sys.unraisablehook, sys.excepthook
 
-  def hook(unraisable):
-    if not _is_abandoned_read(unraisable):
-      previous(unraisable)
-  hook._opformer_quiet = True  # pylint: disable=protected-access
-  sys.unraisablehook = hook
+  def on_unraisable(u):
+    if not _is_abandoned_read(u):
+      unraisable(u)
+
+  def on_exception(exc_type, exc, tb):
+    if not _is_closed_loop_callback(exc_type, exc, tb):
+      excepthook(exc_type, exc, tb)
+  on_unraisable._opformer_quiet = True  # pylint: disable=protected-access
+  sys.unraisablehook, sys.excepthook = on_unraisable, on_exception
   logging_std.getLogger("asyncio").addFilter(_AbandonedReads())
 
 
@@ -320,12 +332,12 @@ def _restore(mngr: ocp.CheckpointManager, step: int, args: dict,
   a step without a record becomes one CheckpointError line (Orbax's
   innermost message, which names the array and often the file)."""
   check_intact(mngr, step, need_record)
+  _quiet_abandoned_reads()
   try:
     return mngr.restore(step, args=ocp.args.Composite(**args))
   except Exception as e:  # pylint: disable=broad-except
     if os.path.exists(os.path.join(_step_dir(mngr, step), MANIFEST)):
       raise  # the files are as saved: not damage, a bug or a mismatch
-    _quiet_abandoned_reads()
     cause = str(_innermost(e)).strip().splitlines()
     cause = cause[0][:300] if cause else type(e).__name__
     where = re.search(r'local file "([^"]+)"', cause)
