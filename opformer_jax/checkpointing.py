@@ -33,6 +33,7 @@ import math
 import os
 import re
 import sys
+import warnings
 import zlib
 
 from absl import logging
@@ -281,49 +282,73 @@ def _check_finite(mngr: ocp.CheckpointManager, step: int, state,
                    need_record)
 
 
+def _from_orbax(exc: BaseException | None) -> bool:
+  """Whether `exc`, or an exception it came from, passed through Orbax."""
+  seen = set()
+  while exc is not None and id(exc) not in seen:
+    seen.add(id(exc))
+    tb = exc.__traceback__
+    while tb is not None:
+      if f"{os.sep}orbax{os.sep}" in tb.tb_frame.f_code.co_filename:
+        return True
+      tb = tb.tb_next
+    exc = exc.__cause__ or exc.__context__
+  return False
+
+
 def _is_abandoned_read(unraisable) -> bool:
-  """Whether an exception Python could not raise is an Orbax read that a
-  failed restore abandoned (its coroutine, collected unfinished)."""
+  """Whether an exception Python could not raise comes from an Orbax read
+  that a failed restore abandoned: its coroutine, collected unfinished, or
+  TensorStore's callback finding Orbax's event loop closed."""
   code = getattr(unraisable.object, "cr_code", None)
-  return code is not None and f"{os.sep}orbax{os.sep}" in code.co_filename
-
-
-def _is_closed_loop_callback(exc_type, exc, tb) -> bool:
-  """Whether an exception printed from outside Python's threads is a read
-  finishing after Orbax closed its event loop (TensorStore's callback)."""
-  return (exc_type is RuntimeError and "Event loop is closed" in str(exc)
-          and tb is not None
-          and tb.tb_frame.f_code.co_name == "call_soon_threadsafe")
+  if code is not None and f"{os.sep}orbax{os.sep}" in code.co_filename:
+    return True
+  tb = unraisable.exc_traceback
+  return (unraisable.exc_type is RuntimeError and tb is not None and
+          "Event loop is closed" in str(unraisable.exc_value) and
+          tb.tb_frame.f_code.co_name == "call_soon_threadsafe")
 
 
 class _AbandonedReads(logging_std.Filter):
-  """Drops asyncio's reports of Orbax tasks a failed restore left behind."""
+  """Drops asyncio's reports ('exception was never retrieved') of Orbax
+  reads a failed restore left behind: those that name Orbax, and once a
+  restore has failed (`failed`), TensorStore's futures, which do not."""
+
+  failed = False
 
   def filter(self, record):
-    return "orbax" not in record.getMessage()
+    exc = record.exc_info[1] if record.exc_info else None
+    if _from_orbax(exc) or "orbax" in record.getMessage():
+      return False
+    return not (_AbandonedReads.failed and
+                "exception was never retrieved" in record.getMessage())
 
 
 def _quiet_abandoned_reads() -> None:
   """Silences what a failed restore leaves behind. When one array cannot be
   read, Orbax gives up on the others and closes its event loop; their reads
-  then report, as tracebacks after the one-line error (or before it, from
-  TensorStore's threads), that they failed too or found the loop closed.
+  then report, as tracebacks before or after the one-line error, that they
+  failed too or found the loop closed.
   Installed once per process, before the first restore; anything else
   still reaches the previous hooks."""
   if getattr(sys.unraisablehook, "_opformer_quiet", False):
     return
-  unraisable, excepthook = sys.unraisablehook, sys.excepthook
+  previous = sys.unraisablehook
 
   def on_unraisable(u):
     if not _is_abandoned_read(u):
-      unraisable(u)
-
-  def on_exception(exc_type, exc, tb):
-    if not _is_closed_loop_callback(exc_type, exc, tb):
-      excepthook(exc_type, exc, tb)
+      previous(u)
   on_unraisable._opformer_quiet = True  # pylint: disable=protected-access
-  sys.unraisablehook, sys.excepthook = on_unraisable, on_exception
+  sys.unraisablehook = on_unraisable
   logging_std.getLogger("asyncio").addFilter(_AbandonedReads())
+
+
+def _abandon_reads() -> None:
+  """After a failed restore, also silences the reports of reads that carry
+  no trace of Orbax: TensorStore's futures, and coroutines never started."""
+  _AbandonedReads.failed = True
+  warnings.filterwarnings("ignore", r"coroutine '.*' was never awaited",
+                          RuntimeWarning)
 
 
 def _restore(mngr: ocp.CheckpointManager, step: int, args: dict,
@@ -338,6 +363,7 @@ def _restore(mngr: ocp.CheckpointManager, step: int, args: dict,
   except Exception as e:  # pylint: disable=broad-except
     if os.path.exists(os.path.join(_step_dir(mngr, step), MANIFEST)):
       raise  # the files are as saved: not damage, a bug or a mismatch
+    _abandon_reads()
     cause = str(_innermost(e)).strip().splitlines()
     cause = cause[0][:300] if cause else type(e).__name__
     where = re.search(r'local file "([^"]+)"', cause)
