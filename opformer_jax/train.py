@@ -236,30 +236,33 @@ class Trainer:
     self.step, self.best = 0, math.inf
     self._resume(model, opt, parallel.replicated(mesh))
     self.last_good = self.mngr.latest_step()
-    self._unsealed = None   # the step whose save may still be running
     self.graphdef, self.state = nnx.split((model, opt))
     state_sharding = jax.tree.map(lambda x: x.sharding, self.state)
     self._step_fn = jax.jit(make_train_step(self.graphdef, config),
                             donate_argnums=0,
                             out_shardings=(state_sharding, None))
     self.mesh = mesh
-    self.writer = metric_writer.MetricWriter(os.path.dirname(
-        str(mngr.directory)))
+    # Rows of steps after the restored one were written by the run that
+    # stopped; the steps are trained again, and logged once.
+    self.writer = metric_writer.MetricWriter(
+        os.path.dirname(str(mngr.directory)), resume_step=self.step)
     self._pending = []  # device scalars not yet checked for NaN / inf
     self._clock = (time.perf_counter(), 0)  # (start, clips since start)
 
   def _resume(self, model, opt, sharding) -> None:
-    """Restores the newest intact kept step; damaged ones are set aside."""
-    for step in sorted(self.mngr.all_steps(), reverse=True):
+    """Restores the newest kept step (`checkpointing.set_aside_damaged` has
+    left only verified ones); one that still fails (non-finite weights, a
+    file Orbax cannot read) is set aside too, and the one before tried."""
+    steps = sorted(self.mngr.all_steps(), reverse=True)
+    for step in steps:
       try:
         meta = checkpointing.restore_train_state(
             self.mngr, step, model=model, optimizer=opt,
             data_iter=self.data_iter, sharding=sharding)
       except checkpointing.CheckpointError as e:
-        logging.warning("%s. Moved to %s; resuming from an earlier step.",
-                        e, checkpointing.set_aside(self.mngr, step))
+        checkpointing.set_aside_with_warning(self.mngr, step, e.problem,
+                                             len(steps))
         continue
-      checkpointing.seal(self.mngr, step)  # it restored: record its files
       self.step = int(meta["step"])
       self.best = float(meta.get("best_val_mpjpe", math.inf))
       logging.info("Resumed from step %d", self.step)
@@ -291,7 +294,7 @@ class Trainer:
             self._save()
     finally:
       bar.close()
-      checkpointing.seal(self.mngr, self._unsealed)
+      self.mngr.wait_until_finished()
       self.writer.close()
 
   def _stop(self, signum: int) -> None:
@@ -358,7 +361,6 @@ class Trainer:
     self._clock = (time.perf_counter(), 0)
 
   def _save(self, val_mpjpe: float | None = None) -> None:
-    checkpointing.seal(self.mngr, self._unsealed)
     model, opt = nnx.merge(self.graphdef, self.state)
     meta = {"step": self.step, "epoch": self.step / self.plan.steps_per_epoch,
             "best_val_mpjpe": self.best, "val_mpjpe": val_mpjpe}
@@ -368,7 +370,7 @@ class Trainer:
         self.mngr, self.step, model=model, optimizer=opt,
         data_iter=self.data_iter, config=self.config, val_mpjpe=val_mpjpe,
         meta=meta)
-    self.last_good = self._unsealed = self.step
+    self.last_good = self.step
 
 
 @contextlib.contextmanager
@@ -547,6 +549,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
                jax.process_count(), mesh.shape)
   train_ds, n_clips = input_pipeline.train_dataset(config)
   mngr = checkpointing.manager(workdir)
+  checkpointing.set_aside_damaged(mngr)   # before the plan is read
   validator = Validator(config, workdir) if _validates(config) else None
   plan = _plan_run(config, mngr, mesh, train_ds, n_clips, validator, started)
   if plan.eval_every is None:

@@ -28,6 +28,11 @@ HELP_HINT = "(run with --helpshort for the flags of"
 # "earlier" (an earlier run's outputs) must not change.
 NEW, EARLIER = "new_out", "earlier_out"
 WALK = ["--input=walk.npz", f"--output={EARLIER}"]
+# A run whose only step, saved without an integrity record (an older
+# version), holds a NaN weight (`_write_nan_run`).
+NAN_RUN = [f"nan_run{os.sep}checkpoints{os.sep}1{os.sep}model: weights hold "
+           "NaN/inf values (1 of ", "checkpoint step 1 is damaged",
+           "no other kept step"]
 
 INFER = [
     (WALK + ["--image_size=abc"], ["--image_size=abc", "WIDTH,HEIGHT"]),
@@ -49,6 +54,7 @@ INFER = [
     (["--input=noimage.npz", f"--output={NEW}"],
      ["noimage.npz", "no image size", "--image_size"]),
     (WALK + ["--workdir=no_run"], ["no_run", "checkpoints"]),
+    (["--input=walk.npz", f"--output={NEW}", "--workdir=nan_run"], NAN_RUN),
     (WALK + ["--model=no_model"], ["--model=no_model", "no such folder"]),
     (["--input=clip.mp4", f"--output={NEW}", "--start=3", "--end=2"],
      ["--start=3 --end=2", "start < end"]),
@@ -77,6 +83,7 @@ TRAIN = [
 
 EVALUATE = [
     ([QUICK, "--workdir=no_run"], ["no_run", "checkpoints"]),
+    (["--config=nan_run_config.py", "--workdir=nan_run"], NAN_RUN),
     ([QUICK, f"--workdir={EARLIER}"], [EARLIER, "checkpoints"]),
     (["--workdir=no_run"], ["--config"]),
 ]
@@ -188,6 +195,35 @@ def _write_inputs(site: pathlib.Path) -> None:
   (earlier / "log.txt").write_text("an earlier run's log\n")
 
 
+def _write_nan_run(site: pathlib.Path) -> None:
+  """`site/nan_run`: a tiny model's only step, one weight NaN, saved without
+  files.json; its config (and test split) for `evaluate --config`."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from flax import nnx  # pylint: disable=g-import-not-at-top
+  from opformer_jax import checkpointing, model as model_lib  # pylint: disable=g-import-not-at-top
+  from opformer_jax import optimizer as optimizer_lib  # pylint: disable=g-import-not-at-top
+  from checkpointing_test import tiny_config  # pylint: disable=g-import-not-at-top
+  conftest.write_toy_split(site / "nan_test.npz", num_seqs=2, length=20)
+  c = tiny_config(site)
+  c.data.test_path = str(site / "nan_test.npz")
+  model = model_lib.build_model(c.model, c.seed)
+  params = nnx.state(model, nnx.Param)
+  first = jax.tree.leaves(params)[0]
+  nnx.update(model, jax.tree.map(
+      lambda p: p.at[(0,) * p.ndim].set(np.nan) if p is first else p,
+      params))
+  opt = nnx.Optimizer(model, optimizer_lib.make(c, 10), wrt=nnx.Param)
+  mngr = checkpointing.manager(str(site / "nan_run"))
+  checkpointing.save(mngr, 1, model=model, optimizer=opt, data_iter=None,
+                     config=c, meta={"step": 1})
+  mngr.wait_until_finished()
+  os.remove(site / "nan_run" / "checkpoints" / "1" / "files.json")
+  (site / "nan_run_config.py").write_text(
+      "import ml_collections\n"
+      f"def get_config():\n  return ml_collections.ConfigDict({c.to_dict()!r})"
+      "\n")
+
+
 def _snapshot(site: pathlib.Path) -> dict:
   return {str(p.relative_to(site)): (hashlib.sha256(p.read_bytes()).hexdigest()
                                      if p.is_file() else "dir")
@@ -206,6 +242,8 @@ def _runs(tmp_path_factory):
     site.mkdir()
     errs.mkdir()
     _write_inputs(site)
+    if name in ("evaluate", "infer"):
+      _write_nan_run(site)
     spec = root / f"{name}.json"
     spec.write_text(json.dumps({"entry": entry, "preload": [preload],
                                 "cases": [args for args, _ in table],

@@ -152,3 +152,55 @@ def test_killed_run_resumes_to_the_same_parameters(data_dir, tmp_path):
   assert again.returncode == 0, again.stderr[-3000:]
   assert_trees_close(params_of(c, tmp_path / "ref"), params_of(c, workdir),
                      atol=1e-6)
+
+
+# The runner, dying by SIGKILL inside the save window of its `KILL_AT`-th
+# save: Orbax has written every file and the integrity record into the
+# step's temporary folder, and has not yet renamed it.
+_KILLED_IN_SAVE_RUNNER = _RUNNER.replace("config = ml_collections", """
+import signal
+from opformer_jax import checkpointing
+_saves, _write = [0], checkpointing.write_record
+def _write_then_die(step_dir):
+  _write(step_dir)
+  _saves[0] += 1
+  if _saves[0] == int(os.environ["KILL_AT"]):
+    os.kill(os.getpid(), signal.SIGKILL)
+checkpointing.write_record = _write_then_die
+config = ml_collections""")
+
+
+def test_killed_between_writing_a_step_and_renaming_it_resumes_exactly(
+    data_dir, tmp_path):
+  c = cached_config(data_dir, max_updates=6, checkpoint_every=2,
+                    log_every=1)
+  cfg = json.dumps(c.to_dict())
+  runner = [sys.executable, "-c", _RUNNER, "0", "1", "0", cfg]
+  ref = subprocess.run(runner + [str(tmp_path / "ref")], env=_env(1),
+                       capture_output=True, text=True, timeout=600)
+  assert ref.returncode == 0, ref.stderr[-3000:]
+  workdir = tmp_path / "killed"
+  killed = subprocess.run(
+      [sys.executable, "-c", _KILLED_IN_SAVE_RUNNER] + runner[3:] +
+      [str(workdir)], env=dict(_env(1), KILL_AT="3"), capture_output=True,
+      text=True, timeout=600)
+  assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+  ckpt = workdir / "checkpoints"
+  # Steps 2 and 4 saved (4 kept); 6 complete with its record but unnamed.
+  assert sorted(os.listdir(ckpt)) == ["4", "6.orbax-checkpoint-tmp"]
+  assert (ckpt / "6.orbax-checkpoint-tmp" / "files.json").exists()
+  # The save is asynchronous: steps after 6 were trained and logged too.
+  assert max(json.loads(l)["step"] for l in open(workdir / "metrics.jsonl")
+             ) >= 6
+  again = subprocess.run(runner + [str(workdir)], env=_env(1),
+                         capture_output=True, text=True, timeout=600)
+  assert again.returncode == 0, again.stderr[-3000:]
+  assert "Resumed from" in again.stdout and again.stdout.split(
+      "Resumed from ")[1].startswith(f"{ckpt}/4\n")
+  assert not (workdir / "damaged_checkpoints").exists()
+  for a, b in zip(jax.tree.leaves(params_of(c, tmp_path / "ref")),
+                  jax.tree.leaves(params_of(c, workdir))):
+    np.testing.assert_array_equal(a, b)   # bit-identical
+  steps = [[json.loads(l)["step"] for l in open(d / "metrics.jsonl")]
+           for d in (tmp_path / "ref", workdir)]
+  assert steps[1] == steps[0] == list(range(1, 13))

@@ -132,30 +132,81 @@ def test_resumed_run_ends_with_the_parameters_of_an_uninterrupted_one(
   assert any(f.startswith("events") for f in os.listdir(full / "tb"))
 
 
+def _largest_array(step_dir):
+  arrays = [os.path.join(r, f) for r, _, fs in os.walk(step_dir / "model")
+            for f in fs if f"{os.sep}d{os.sep}" in os.path.join(r, f)]
+  return max(arrays, key=os.path.getsize)
+
+
+def _damage(step_dir, how):
+  """Damages a step `how`; returns the file its warning must name."""
+  if how == "truncated":
+    path = _largest_array(step_dir)
+    os.truncate(path, 100)
+    return path
+  record = step_dir / "files.json"
+  if how == "no record":
+    os.remove(record)
+  else:
+    record.write_text('{"files": {"model/_METADATA": [1, ')
+  return str(record)
+
+
+def logged_steps(workdir):
+  return [json.loads(l)["step"] for l in open(workdir / "metrics.jsonl")]
+
+
+@pytest.mark.parametrize("how", ["truncated", "no record", "garbage record"])
 def test_damaged_latest_step_is_set_aside_and_training_resumes_from_the_one_before(
-    data_dir, uninterrupted, tmp_path, caplog):
+    data_dir, uninterrupted, tmp_path, caplog, how):
+  """Step 8 damaged (a file cut short, or no valid integrity record), step 4
+  intact: the run resumes from 4, replays 5-8 and logs each step once."""
   c, full = uninterrupted
   ckpt = tmp_path / "checkpoints"
   train.train_and_evaluate(tiny_config(data_dir, max_updates=2), str(tmp_path))
   shutil.copytree(ckpt / "4", tmp_path / "step4")
   train.train_and_evaluate(tiny_config(data_dir, max_updates=4), str(tmp_path))
   shutil.copytree(tmp_path / "step4", ckpt / "4")     # keep steps 4 and 8
-  arrays = [os.path.join(r, f) for r, _, fs in os.walk(ckpt / "8" / "model")
-            for f in fs if f"{os.sep}d{os.sep}" in os.path.join(r, f)]
-  damaged = max(arrays, key=os.path.getsize)
-  os.truncate(damaged, 100)
+  named = _damage(ckpt / "8", how)
+  before = sorted(str(p.relative_to(ckpt / "8")) for p in
+                  (ckpt / "8").rglob("*"))
   with caplog.at_level(logging.WARNING):
     out = train.train_and_evaluate(c, str(tmp_path))
   assert out["step"] == 12
   warning = [r.getMessage() for r in caplog.records
              if "is damaged" in r.getMessage()]
   assert len(warning) == 1 and "checkpoint step 8 is damaged" in warning[0]
-  assert damaged in warning[0]
+  assert warning[0].startswith(named + ": ") and "\n" not in warning[0]
+  moved = tmp_path / "damaged_checkpoints" / "8"
+  assert warning[0].endswith(f"; moved to {moved}")
   # Kept, untouched, beside the run; the result is the uninterrupted one.
-  moved = tmp_path / "damaged_checkpoints" / "8" / os.path.relpath(
-      damaged, ckpt / "8")
-  assert moved.stat().st_size == 100
+  assert sorted(str(p.relative_to(moved)) for p in moved.rglob("*")) == before
+  if how == "truncated":
+    assert (moved / os.path.relpath(named, ckpt / "8")).stat().st_size == 100
   assert_trees_close(params_of(c, full), params_of(c, tmp_path), atol=1e-6)
+  assert logged_steps(tmp_path) == logged_steps(full) == list(range(2, 13, 2))
+
+
+def test_the_only_kept_step_damaged_restarts_from_step_0_in_one_line(
+    data_dir, tmp_path, caplog):
+  c = tiny_config(data_dir, max_updates=2)
+  train.train_and_evaluate(c, str(tmp_path))
+  first = params_of(c, tmp_path)
+  ckpt = tmp_path / "checkpoints"
+  assert os.listdir(ckpt) == ["4"]
+  os.remove(ckpt / "4" / "files.json")
+  with caplog.at_level(logging.WARNING):
+    assert train.train_and_evaluate(c, str(tmp_path))["step"] == 4
+  lines = [r.getMessage() for r in caplog.records
+           if r.levelno >= logging.WARNING and "opformer_jax" in r.pathname]
+  assert lines == [
+      f"{ckpt / '4' / 'files.json'}: missing (the step's integrity record), "
+      "so its files cannot be checked: checkpoint step 4 is damaged; moved "
+      f"to {tmp_path / 'damaged_checkpoints' / '4'}; it was the only kept "
+      "step, so training restarts from step 0"]
+  # Trained again from the start: the same run, logged once.
+  assert_trees_close(first, params_of(c, tmp_path), atol=1e-6)
+  assert logged_steps(tmp_path) == [2, 4]
 
 
 def test_sigterm_saves_the_micro_step_and_the_resumed_run_is_exact(
