@@ -123,14 +123,21 @@ def test_two_processes_on_localhost_agree_with_one(data_dir, tmp_path):
       res[1]["results"]["default"]["action_avg"]["mpjpe"], rel=1e-4)
 
 
+def _train_reference(cfg, workdir):
+  """Trains `cfg` uninterrupted in one process into `workdir`; returns the
+  runner's command line without its workdir."""
+  cmd = [sys.executable, "-c", _RUNNER, "0", "1", "0", cfg]
+  ref = subprocess.run(cmd + [str(workdir)], env=_env(1),
+                       capture_output=True, text=True, timeout=600)
+  assert ref.returncode == 0, ref.stderr[-3000:]
+  return cmd
+
+
 def test_killed_run_resumes_to_the_same_parameters(data_dir, tmp_path):
   """SIGKILL during training (possibly mid-save), restart, compare."""
   c = cached_config(data_dir, max_updates=8, checkpoint_every=2)
   cfg = json.dumps(c.to_dict())
-  cmd = [sys.executable, "-c", _RUNNER, "0", "1", "0", cfg]
-  ref = subprocess.run(cmd + [str(tmp_path / "ref")], env=_env(1),
-                       capture_output=True, text=True, timeout=600)
-  assert ref.returncode == 0, ref.stderr[-3000:]
+  cmd = _train_reference(cfg, tmp_path / "ref")
   workdir = tmp_path / "killed"
   proc = subprocess.Popen(cmd + [str(workdir)], env=_env(1),
                           stdout=subprocess.DEVNULL,
@@ -175,10 +182,7 @@ def test_killed_between_writing_a_step_and_renaming_it_resumes_exactly(
   c = cached_config(data_dir, max_updates=6, checkpoint_every=2,
                     log_every=1)
   cfg = json.dumps(c.to_dict())
-  runner = [sys.executable, "-c", _RUNNER, "0", "1", "0", cfg]
-  ref = subprocess.run(runner + [str(tmp_path / "ref")], env=_env(1),
-                       capture_output=True, text=True, timeout=600)
-  assert ref.returncode == 0, ref.stderr[-3000:]
+  runner = _train_reference(cfg, tmp_path / "ref")
   workdir = tmp_path / "killed"
   killed = subprocess.run(
       [sys.executable, "-c", _KILLED_IN_SAVE_RUNNER] + runner[3:] +
