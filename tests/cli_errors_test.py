@@ -148,6 +148,23 @@ MEASURE_TRAJECTORY = [
     (["--inputs=text.npz"], ["text.npz", "text file"]),
 ]
 
+MEASURE_WILD = [
+    (["--input=text.npz"], ["text.npz", "text file"]),
+    (["--input=nothere.npz"], ["nothere.npz"]),
+    (["--input=walk.npz", "--model=no_model"], ["--model=no_model"]),
+    (["--input=walk.npz", f"--json={EARLIER}"], [f"--json={EARLIER}",
+                                                 "is a folder"]),
+]
+
+TRAIN_DEFAULT_MODEL = [
+    ([f"--workdir={NEW}", "--mocap_dir=no_images"],
+     ["--mocap_dir=no_images", "missing cmu_gait.npz"]),
+    ([f"--workdir={NEW}", "--baseline=no_model"], ["no_model"]),
+    ([f"--workdir={NEW}", "--wild=text.npz"], ["text.npz", "text file"]),
+    (["--workdir=a_file"], ["a_file", "existing file"]),
+    ([f"--workdir={NEW}", "--export=a_file"], ["a_file", "existing file"]),
+]
+
 ENTRIES = {
     "infer": ("-m opformer_jax.infer", "opformer_jax.infer.lift", INFER),
     "train": ("-m opformer_jax.train", "opformer_jax.train",
@@ -172,6 +189,10 @@ ENTRIES = {
                       "opformer_jax.infer.render", RENDER_FRAMES),
     "measure_trajectory": (str(REPO / "tools/measure_trajectory.py"),
                            "opformer_jax.infer.lift", MEASURE_TRAJECTORY),
+    "measure_wild": (str(REPO / "tools/measure_wild.py"),
+                     "opformer_jax.infer.plausibility", MEASURE_WILD),
+    "train_default_model": (str(REPO / "tools/train_default_model.py"),
+                            "opformer_jax.infer.lift", TRAIN_DEFAULT_MODEL),
 }
 
 

@@ -250,8 +250,36 @@ def _score_all(model, config, paths, wild):
   return out
 
 
+def check_flags():
+  """One line (`errors.UserError`) for a bad flag, before anything is
+  written: the folders, the mocap files (when the data must be made), the
+  baseline model and the real detection files."""
+  from opformer_jax import errors
+  from opformer_jax import fileio
+  from opformer_jax import pretrained
+  from opformer_jax.infer import lift
+  fileio.check_output_dir(_WORKDIR.value, "--workdir")
+  if _DATA_DIR.value:
+    fileio.check_output_dir(_DATA_DIR.value, "--data_dir")
+  if _EXPORT.value:
+    fileio.check_output_dir(_EXPORT.value, "--export")
+  if _BASELINE.value:
+    pretrained.load(_BASELINE.value)
+  for path in _WILD.value:
+    lift.check_input(path, lift.Options(render="none"))
+  data_dir = _DATA_DIR.value or os.path.join(_WORKDIR.value, "data")
+  if not os.path.exists(os.path.join(data_dir, "generator.json")):
+    missing = [f for f in MOCAP_FILES
+               if not os.path.isfile(os.path.join(_MOCAP_DIR.value, f))]
+    if missing:
+      raise errors.UserError(
+          f"--mocap_dir={_MOCAP_DIR.value}: missing {', '.join(missing)}; "
+          "expected the CMU joint files of ../shared/data/mocap")
+
+
 def main(argv):
   del argv
+  check_flags()
   import ml_collections
   from opformer_jax import checkpointing
   from opformer_jax import fileio
