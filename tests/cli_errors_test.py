@@ -157,7 +157,7 @@ MEASURE_WILD = [
 ]
 
 TRAIN_DEFAULT_MODEL = [
-    ([f"--workdir={NEW}", "--mocap_dir=no_images"],
+    ([f"--workdir={NEW}", "--mocap_dir=no_images", "--wild="],
      ["--mocap_dir=no_images", "missing cmu_gait.npz"]),
     ([f"--workdir={NEW}", "--baseline=no_model"], ["no_model"]),
     ([f"--workdir={NEW}", "--wild=text.npz"], ["text.npz", "text file"]),

@@ -12,18 +12,13 @@ acceleration (`opformer_jax.infer.plausibility` defines them).
 """
 
 import json
-import os
 
 from absl import flags
 
 from opformer_jax import cli
 
-_DATA = os.environ.get("OPFORMER_SHARED_DATA", os.path.join(
-    os.path.dirname(__file__), "..", "..", "shared", "data"))
-_INPUT = flags.DEFINE_list("input", [
-    os.path.join(_DATA, "wild2d", f) for f in (
-        "short_clips_detectron2_coco17.npz",
-        "exercises_detectron2_coco17.npz")], "Keypoint files (infer formats).")
+_INPUT = flags.DEFINE_list("input", None, "Keypoint files (infer formats; "
+                           "default: the wild2d files of the shared data).")
 _MODEL = flags.DEFINE_string("model", None, "A pretrained.save folder.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "A training run.")
 _JSON = flags.DEFINE_string("json", None, "Also write the figures here.")
@@ -34,13 +29,14 @@ def main(argv):
   from opformer_jax import fileio  # pylint: disable=g-import-not-at-top
   from opformer_jax.infer import lift  # pylint: disable=g-import-not-at-top
   from opformer_jax.infer import plausibility  # pylint: disable=g-import-not-at-top
-  for path in _INPUT.value:
+  paths = _INPUT.value or plausibility.wild2d_paths()
+  for path in paths:
     lift.check_input(path, lift.Options(render="none"))
   if _JSON.value:
     fileio.check_output_file(_JSON.value, "--json")
   model, config, name = lift.load_model(workdir=_WORKDIR.value,
                                         model_dir=_MODEL.value)
-  res = plausibility.measure(model, config, _INPUT.value)
+  res = plausibility.measure(model, config, paths)
   print(f"{name}: mm; skating mm/frame, accel mm/frame^2")
   print(plausibility.table(res))
   if _JSON.value:

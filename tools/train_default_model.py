@@ -43,12 +43,9 @@ _BASELINE = flags.DEFINE_string(
     "baseline", None, "A pretrained.save folder (e.g. the previous default "
     "model, from git history) scored beside the new model in the card.")
 _WILD = flags.DEFINE_list(
-    "wild", [os.path.join(os.path.dirname(__file__), "..", "..", "shared",
-                          "data", "wild2d", f) for f in (
-        "short_clips_detectron2_coco17.npz",
-        "exercises_detectron2_coco17.npz")],
-    "Real detection files scored without 3D truth (infer.plausibility); "
-    "empty: none.")
+    "wild", None, "Real detection files scored without 3D truth "
+    "(infer.plausibility; default: the wild2d files of the shared data, "
+    "$OPFORMER_SHARED_DATA); --wild= for none.")
 MOCAP_FILES = ("cmu_gait.npz", "cmu_actions.npz", "cmu_subject131.npz")
 
 
@@ -250,6 +247,13 @@ def _score_all(model, config, paths, wild):
   return out
 
 
+def _wild_paths():
+  from opformer_jax.infer import plausibility
+  if _WILD.present:
+    return [p for p in _WILD.value or [] if p]
+  return plausibility.wild2d_paths()
+
+
 def check_flags():
   """One line (`errors.UserError`) for a bad flag, before anything is
   written: the folders, the mocap files (when the data must be made), the
@@ -265,7 +269,7 @@ def check_flags():
     fileio.check_output_dir(_EXPORT.value, "--export")
   if _BASELINE.value:
     pretrained.load(_BASELINE.value)
-  for path in _WILD.value:
+  for path in _wild_paths():
     lift.check_input(path, lift.Options(render="none"))
   data_dir = _DATA_DIR.value or os.path.join(_WORKDIR.value, "data")
   if not os.path.exists(os.path.join(data_dir, "generator.json")):
@@ -307,10 +311,11 @@ def main(argv):
     _timings(workdir, train_s=time.time() - t0 + _timings(workdir).get(
         "train_s", 0.0))
   model, step, _ = checkpointing.restore_model(config, workdir, "latest")
-  results = {"new": _score_all(model, config, paths, _WILD.value)}
+  results = {"new": _score_all(model, config, paths, _wild_paths())}
   if _BASELINE.value:
     old, old_config = pretrained.load(_BASELINE.value)
-    results["baseline"] = _score_all(old, old_config, paths, _WILD.value)
+    results["baseline"] = _score_all(old, old_config, paths,
+                                     _wild_paths())
   fileio.write_text(os.path.join(workdir, "default_model_results.json"),
                     json.dumps({"step": step, **_timings(workdir),
                                 **results}, indent=1))

@@ -24,6 +24,19 @@ import numpy as np
 from opformer_jax.infer import lift
 from opformer_jax import skeleton
 
+# The real Detectron2 COCO-17 detections of the shared data (wild2d).
+WILD2D_FILES = ("short_clips_detectron2_coco17.npz",
+                "exercises_detectron2_coco17.npz")
+
+
+def wild2d_paths() -> list[str]:
+  """The WILD2D_FILES under $OPFORMER_SHARED_DATA (default: ../shared/data
+  beside the repository)."""
+  root = os.environ.get("OPFORMER_SHARED_DATA", os.path.join(
+      os.path.dirname(__file__), "..", "..", "..", "shared", "data"))
+  return [os.path.join(root, "wild2d", f) for f in WILD2D_FILES]
+
+
 FIGURES = ("bones", "symmetry", "skating", "accel")
 STILL_FRACTION = 0.005    # of the 2D height per frame
 STILL_FRAMES = 5
