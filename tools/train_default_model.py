@@ -215,26 +215,22 @@ def _timings(workdir, **new):
   return old
 
 
-def _planned_updates(config, workdir):
-  """The micro-steps the run in `workdir` ends at (None: not known yet)."""
+def _is_done(config, workdir):
+  """Whether the run in `workdir` has reached the updates it was planned
+  for (a `Nu` budget, or the plan its checkpoints record)."""
   from opformer_jax import checkpointing
   from opformer_jax import train as train_lib
-  kind, value = train_lib.parse_budget(config.train.budget) or ("", 0)
-  if kind == "updates":
-    return int(value) * config.train.accum_steps
-  if not os.path.isdir(checkpointing.checkpoint_dir(workdir)):
-    return None
-  plan = checkpointing.latest_meta(checkpointing.manager(
-      workdir, read_only=True)).get("plan")
-  return plan["total_updates"] * config.train.accum_steps if plan else None
-
-
-def _is_done(config, workdir):
-  from opformer_jax import checkpointing
   if not os.path.isdir(checkpointing.checkpoint_dir(workdir)):
     return False
-  latest = checkpointing.manager(workdir, read_only=True).latest_step()
-  return latest is not None and latest == _planned_updates(config, workdir)
+  mngr = checkpointing.manager(workdir, read_only=True)
+  kind, value = train_lib.parse_budget(config.train.budget) or ("", 0)
+  if kind == "updates":
+    planned = int(value)
+  else:
+    plan = checkpointing.latest_meta(mngr).get("plan")
+    planned = plan["total_updates"] if plan else None
+  latest = mngr.latest_step()
+  return planned is not None and latest == planned * config.train.accum_steps
 
 
 def _score_all(model, config, paths, wild):
@@ -257,7 +253,11 @@ def _wild_paths():
 def check_flags():
   """One line (`errors.UserError`) for a bad flag, before anything is
   written: the folders, the mocap files (when the data must be made), the
-  baseline model and the real detection files."""
+  baseline model and the real detection files.
+
+  Returns:
+    (the wild files to score, the loaded baseline (model, config) or None).
+  """
   from opformer_jax import errors
   from opformer_jax import fileio
   from opformer_jax import pretrained
@@ -267,9 +267,9 @@ def check_flags():
     fileio.check_output_dir(_DATA_DIR.value, "--data_dir")
   if _EXPORT.value:
     fileio.check_output_dir(_EXPORT.value, "--export")
-  if _BASELINE.value:
-    pretrained.load(_BASELINE.value)
-  for path in _wild_paths():
+  baseline = pretrained.load(_BASELINE.value) if _BASELINE.value else None
+  wild = _wild_paths()
+  for path in wild:
     lift.check_input(path, lift.Options(render="none"))
   data_dir = _DATA_DIR.value or os.path.join(_WORKDIR.value, "data")
   if not os.path.exists(os.path.join(data_dir, "generator.json")):
@@ -279,11 +279,12 @@ def check_flags():
       raise errors.UserError(
           f"--mocap_dir={_MOCAP_DIR.value}: missing {', '.join(missing)}; "
           "expected the CMU joint files of ../shared/data/mocap")
+  return wild, baseline
 
 
 def main(argv):
   del argv
-  check_flags()
+  wild, baseline = check_flags()
   import ml_collections
   from opformer_jax import checkpointing
   from opformer_jax import fileio
@@ -311,11 +312,9 @@ def main(argv):
     _timings(workdir, train_s=time.time() - t0 + _timings(workdir).get(
         "train_s", 0.0))
   model, step, _ = checkpointing.restore_model(config, workdir, "latest")
-  results = {"new": _score_all(model, config, paths, _wild_paths())}
-  if _BASELINE.value:
-    old, old_config = pretrained.load(_BASELINE.value)
-    results["baseline"] = _score_all(old, old_config, paths,
-                                     _wild_paths())
+  results = {"new": _score_all(model, config, paths, wild)}
+  if baseline is not None:
+    results["baseline"] = _score_all(*baseline, paths, wild)
   fileio.write_text(os.path.join(workdir, "default_model_results.json"),
                     json.dumps({"step": step, **_timings(workdir),
                                 **results}, indent=1))

@@ -293,7 +293,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str,
   protocol = protocols.for_config(config, data)
   results, first = _score(make_predict_fn(model, config), config, data,
                           protocol)
-  out_dir = os.path.join(workdir, "eval", f"step_{step}")
+  out_dir = checkpointing.eval_dir(workdir, step)
   if jax.process_index() == 0:
     write_outputs(results, config, out_dir, model=model, protocol=protocol,
                   attention_kp2d=attention_clips(
