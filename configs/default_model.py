@@ -2,9 +2,11 @@ r"""The default model shipped in the package (`opformer_jax/pretrained/default`)
 
 Trained only on licence-clean motion: the CMU motion capture of
 ../shared/data/mocap plus the built-in synthetic motion, filmed by random
-phone / tripod cameras with COCO-17 detector-like 2D (`data/wild_views.py`),
-image-space (2.5D) labels, so that `python -m opformer_jax.infer` without
---workdir works on users' detector files. Reproduce it (data, training,
+phone / tripod cameras with COCO-17 detector-like 2D (`data/wild_views.py`;
+each view places hips, head and neck as a random 2D convention would:
+COCO-17, OpenPose BODY_25, Halpe-26, BlazePose), image-space (2.5D)
+labels, so that `python -m opformer_jax.infer` without --workdir works on
+users' detector files. Reproduce it (data, training,
 evaluation on the held-out CMU validation split with clean and noisy 2D,
 export) with one command on a 2-core CPU:
 
@@ -20,24 +22,25 @@ or train on prepared files directly:
       --workdir=runs/default_model
 
 Settings: the CPU recipe (`config_lib.cpu_recipe`: depth 2, dim 64, batch 16,
-AdamW 2e-3 with warm-up and cosine decay) at T = 9, for a fixed 30,000
-optimizer updates (`budget=30000u`): about 60 minutes on a 2-core AMD EPYC,
-data 15 s. A search at equal wall-clock time on this task chose T, depth,
+AdamW 2e-3 with warm-up and cosine decay) at T = 9, for a fixed 50,000
+optimizer updates (`budget=50000u`): about 100 minutes on a 2-core AMD EPYC,
+data 20 s. A search at equal wall-clock time on this task chose T, depth,
 width, batch, lr and the views per sequence (docs/default_model.md, "The
 search"). Held-out CMU views, noisy 2D: see MODEL_CARD.md (written by the
 run). Runs are deterministic for a given seed and machine (fixed data seed,
 fixed update count).
 
 Arguments: data_dir=..., frames=N, depth=N, dim=N, lr=X, batch=N,
-budget=30000u|15m, test=clean|noisy; `old`: the settings of the model
-shipped before the search (depth 4, T 27, 3,000 updates).
+budget=50000u|15m, test=clean|noisy|noisy_coco17|noisy_halpe26|
+noisy_blazepose; `old`: the settings of the model shipped before the search
+(depth 4, T 27, 3,000 updates).
 """
 
 from opformer_jax import config_lib
 
 # The search's winner (docs/default_model.md, "The search").
 DEFAULTS = {"frames": 9, "depth": 2, "dim": 64, "lr": 2e-3}
-DEFAULT_BUDGET = "30000u"
+DEFAULT_BUDGET = "50000u"
 
 
 def get_config(arg=None):

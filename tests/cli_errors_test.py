@@ -156,6 +156,14 @@ MEASURE_WILD = [
                                                  "is a folder"]),
 ]
 
+MEASURE_CONVENTIONS = [
+    (["--hip_up=20,abc"], ["--hip_up=20,abc", "expected numbers"]),
+    ([f"--json={EARLIER}"], [f"--json={EARLIER}", "is a folder"]),
+    (["--model=no_model"], ["no_model"]),
+    (["--mocap_dir=no_images"], ["--mocap_dir=no_images",
+                                 "missing cmu_gait.npz"]),
+]
+
 TRAIN_DEFAULT_MODEL = [
     ([f"--workdir={NEW}", "--mocap_dir=no_images", "--wild="],
      ["--mocap_dir=no_images", "missing cmu_gait.npz"]),
@@ -191,6 +199,8 @@ ENTRIES = {
                            "opformer_jax.infer.lift", MEASURE_TRAJECTORY),
     "measure_wild": (str(REPO / "tools/measure_wild.py"),
                      "opformer_jax.infer.plausibility", MEASURE_WILD),
+    "measure_conventions": (str(REPO / "tools/measure_conventions.py"),
+                            "opformer_jax.evaluate.run", MEASURE_CONVENTIONS),
     "train_default_model": (str(REPO / "tools/train_default_model.py"),
                             "opformer_jax.infer.lift", TRAIN_DEFAULT_MODEL),
 }

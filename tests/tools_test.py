@@ -214,15 +214,19 @@ def test_train_default_model_scores_exports_and_compares(tmp_path,
   res = json.loads((tmp_path / "run" / "default_model_results.json")
                    .read_text())
   assert res["step"] == 3
-  for who in ("new", "baseline"):
-    assert res[who]["test_noisy"]["num_frames"] > 0
-    assert res[who]["wild"]["clip.npz"]["frames"] == 40
+  for res_model in (res["new"], res["baselines"]["previous"]):
+    for split in ("test_noisy", "test_noisy_coco17", "test_noisy_halpe26",
+                  "test_noisy_blazepose"):
+      assert res_model[split]["num_frames"] > 0
+    assert res_model["wild"]["clip.npz"]["frames"] == 40
   card = (tmp_path / "export" / "MODEL_CARD.md").read_text()
   assert "T = 9" in card and " 3 optimizer updates" in card
   for split in ("clean", "noisy"):
     for who in ("this model", "previous"):
       assert re.search(rf"\| {split} \| {who} \| [\d.]+ \|", card), card
   assert re.search(r"\| clip.npz \| previous \| 40 \|", card), card
+  for split in ("noisy_coco17", "noisy_halpe26", "noisy_blazepose"):
+    assert re.search(rf"\| {split} \| previous \| [\d.]+ \|", card), card
   from opformer_jax import pretrained
   model, config = pretrained.load(str(tmp_path / "export"))
   assert config.data.num_frames == 9 and config.model.depth == 1
@@ -230,6 +234,25 @@ def test_train_default_model_scores_exports_and_compares(tmp_path,
   timings = (tmp_path / "run" / "timings.json").read_text()
   run_tool("train_default_model.py", *args)
   assert (tmp_path / "run" / "timings.json").read_text() == timings
+
+
+def test_measure_conventions_scores_each_placement(tmp_path, saved_tiny):
+  mocap = _tiny_mocap_dir(tmp_path / "mocap")
+  out = run_tool("measure_conventions.py", f"--mocap_dir={mocap}",
+                 f"--model=tiny={saved_tiny}", "--hip_up=50",
+                 f"--json={tmp_path}/c.json")
+  res = json.loads((tmp_path / "c.json").read_text())["tiny"]
+  assert list(res) == ["test_noisy", "test_noisy_coco17",
+                       "test_noisy_halpe26", "test_noisy_blazepose",
+                       "test_noisy_hips_up_50mm"]
+  assert len({r["num_frames"] for r in res.values()}) == 1
+  # Same views and noise, only the placement differs: other scores.
+  assert len({round(r["mpjpe_action_avg"], 3) for r in res.values()}) == 5
+  cost = (res["test_noisy_blazepose"]["mpjpe_action_avg"]
+          - res["test_noisy"]["mpjpe_action_avg"])
+  assert re.search(r"^\| joint_centres \| [\d.]+ \| \+0\.0 \|$", out, re.M), out
+  assert re.search(rf"^\| blazepose \| [\d.]+ \| {re.escape(f'{cost:+.1f}')} "
+                   r"\|$", out, re.M), out
 
 
 def test_measure_wild_prints_and_writes_the_figures(tmp_path, saved_tiny):

@@ -5,7 +5,7 @@ r"""Reproduces the default model shipped in `opformer_jax/pretrained/default`.
 
 One command, deterministic for a given machine: (1) writes the wild-view
 data (`opformer_jax.data.wild_views`, seed --data_seed) into
-WORKDIR/data/{train,test_clean,test_noisy}.npz, or reuses files written by
+WORKDIR/data/{train,test_*}.npz, or reuses files written by
 the same generator settings; (2) trains `configs/default_model.py` (a fixed
 number of optimizer updates; resumes an interrupted run); (3) scores the
 last step on the held-out CMU validation split with clean and with noisy
@@ -39,9 +39,10 @@ _EXPORT = flags.DEFINE_string("export", None,
                               "Folder to export the trained model to.")
 _PREPARE_ONLY = flags.DEFINE_bool("prepare_only", False,
                                   "Only write the data.")
-_BASELINE = flags.DEFINE_string(
-    "baseline", None, "A pretrained.save folder (e.g. the previous default "
-    "model, from git history) scored beside the new model in the card.")
+_BASELINE = flags.DEFINE_multi_string(
+    "baseline", [], "A pretrained.save folder (e.g. the previous default "
+    "model, from git history) scored beside the new model in the card, as "
+    "DIR (labelled 'previous') or LABEL=DIR; may be repeated.")
 _WILD = flags.DEFINE_list(
     "wild", None, "Real detection files scored without 3D truth "
     "(infer.plausibility; default: the wild2d files of the shared data, "
@@ -61,7 +62,7 @@ def prepare(data_dir, mocap_dir, seed, views):
   want = {"version": wild_views.GENERATOR_VERSION, "seed": seed,
           "views": views, "inputs": list(MOCAP_FILES)}
   paths = {s: os.path.join(data_dir, f"{s}.npz")
-           for s in ("train", "test_clean", "test_noisy")}
+           for s in ("train",) + wild_views.VAL_SPLITS}
   if os.path.exists(stamp) and all(map(os.path.exists, paths.values())):
     with open(stamp) as f:
       if json.load(f) == want:
@@ -78,35 +79,19 @@ def prepare(data_dir, mocap_dir, seed, views):
   return paths, True
 
 
-def score_model(model, config, paths):
-  """{split: figures} of `model` on test_clean and test_noisy (flip TTA)."""
-  from opformer_jax.evaluate import protocols
-  from opformer_jax.evaluate import run as evaluate
-  predict_fn = evaluate.make_predict_fn(model, config)
-  results = {}
-  for split in ("test_clean", "test_noisy"):
-    res = evaluate.run_protocol(predict_fn, config, paths[split])
-    proto = protocols.for_config(config, evaluate.load_test_data(
-        config, paths[split]))
-    print(f"{split}: " + " ".join(proto.summary(res)))
-    r = res["default"]
-    results[split] = {
-        "mpjpe_action_avg": r["action_avg"]["mpjpe"],
-        "mpjpe_frame_avg": r["frame_avg"]["mpjpe"],
-        "p_mpjpe_action_avg": r["action_avg"]["p_mpjpe"],
-        "p_mpjpe_frame_avg": r["frame_avg"]["p_mpjpe"],
-        "accel_error_action_avg": r["action_avg"]["accel_error"],
-        "num_frames": r["num_frames"]}
-  return results
+def _models(results):
+  """[(label, figures)] of the new model and the baselines, card order."""
+  return [("this model", results["new"])] + list(
+      results.get("baselines", {}).items())
 
 
-def _accuracy_rows(results):
+def _accuracy_rows(results, splits=("test_clean", "test_noisy")):
   """Markdown rows: split x model of the held-out figures."""
   rows = []
-  for split in ("test_clean", "test_noisy"):
-    for who, label in (("new", "this model"), ("baseline", "previous")):
-      if who in results:
-        r = results[who][split]
+  for split in splits:
+    for label, res in _models(results):
+      if split in res:
+        r = res[split]
         rows.append(
             f"| {split.replace('test_', '')} | {label} | "
             f"{r['mpjpe_action_avg']:.1f} | {r['mpjpe_frame_avg']:.1f} | "
@@ -115,14 +100,26 @@ def _accuracy_rows(results):
   return "\n".join(rows)
 
 
+def _hips(convention):
+  """'hips 40 mm higher, 30 mm wider' for a `wild_views.CONVENTIONS` name."""
+  from opformer_jax.data import wild_views
+  up, out, _ = wild_views.CONVENTIONS[convention].hip_mm
+  return f"hips {up:g} mm higher, {out:g} mm wider"
+
+
+def _convention_splits(results):
+  """The noisy held-out splits, joint centres first, then each convention."""
+  return [s for s in results["new"] if s.startswith("test_noisy")]
+
+
 def _wild_rows(results):
   """Markdown rows: file x model of the plausibility figures."""
   from opformer_jax.infer import plausibility
   rows = []
   for file in results["new"].get("wild", {}):
-    for who, label in (("new", "this model"), ("baseline", "previous")):
-      if "wild" in results.get(who, {}):
-        f = results[who]["wild"][file]
+    for label, res in _models(results):
+      if "wild" in res:
+        f = res["wild"][file]
         rows.append(f"| {file} | {label} | {f['frames']} | " + " | ".join(
             f"{f[k]:.1f}" for k in plausibility.FIGURES) + " |")
   return "\n".join(rows)
@@ -172,7 +169,10 @@ panning) at 25-60 fps, with the joints a COCO-17 detector gives (face points
 built on the mocap head; Hip, Spine, Thorax, Head derived as `infer` derives
 them) and detector-like noise: size-proportional jitter, outliers, left/right
 swaps, dropped joints and missed frames (confidence 0, interpolated as
-`infer` does), confidences or none (`opformer_jax/data/wild_views.py`).
+`infer` does), confidences or none (`opformer_jax/data/wild_views.py`);
+each view places hips, head and neck as a random 2D convention would
+(hips -20 to 90 mm up and 0 to 60 mm out of the joint centres, a quarter of
+the views Halpe-26 with head top and neck: `wild_views.random_convention`).
 
 Licence of the data: CMU Graphics Lab Motion Capture Database, free for
 research and commercial use, no resale of the data. The data used in this
@@ -183,7 +183,8 @@ Held-out CMU validation split (subjects 16 and 35, cmu_actions/test)
 through 2 random cameras per sequence, flip TTA, root-relative, mm
 (acceleration error mm/frame^2), scored in the same run as the previous
 default model (depth 4, T = 27, 3,000 updates; its weights are in git
-history) where it is listed:
+history) where it is listed, and under their labels the other models given
+by --baseline:
 
 | 2D input (COCO-17-derived) | model | MPJPE action-avg | MPJPE frame-avg | P-MPJPE | accel error | frames |
 |---|---|---:|---:|---:|---:|---:|
@@ -191,6 +192,18 @@ history) where it is listed:
 
 clean = exact projections, every joint in view, confidence 1; noisy = jitter
 of 1 % of the person's height (x per-joint scale), outliers, swaps, drops.
+Both with the hips at the mocap's hip joint centres.
+
+2D conventions: the same noisy views with hips, head and neck where each
+detector family puts them (modelled offsets, `wild_views.CONVENTIONS`;
+docs/default_model.md, "2D conventions"): coco17 = Detectron2 / MMPose /
+AlphaPose COCO-17 and OpenPose BODY_25 ({_hips("coco17")}),
+halpe26 = AlphaPose / MMPose Halpe-26 (also its head top and neck),
+blazepose = the video path's BlazePose ({_hips("blazepose")}):
+
+| 2D input | model | MPJPE action-avg | MPJPE frame-avg | P-MPJPE | accel error | frames |
+|---|---|---:|---:|---:|---:|---:|
+{_accuracy_rows(results, _convention_splits(results))}
 {wild}
 Not trained on: Human3.6M, MPI-INF-3DHP or any other licence-restricted data;
 real detector outputs (the 2D noise is simulated); children or unusual body
@@ -236,7 +249,9 @@ def _is_done(config, workdir):
 def _score_all(model, config, paths, wild):
   """Held-out splits and, when `wild` names files, plausibility figures."""
   from opformer_jax.infer import plausibility
-  out = score_model(model, config, paths)
+  from opformer_jax.evaluate import run as evaluate
+  out = evaluate.score_files(model, config,
+                             {s: p for s, p in paths.items() if s != "train"})
   if wild:
     out["wild"] = plausibility.measure(model, config, wild)
     print(plausibility.table(out["wild"]))
@@ -256,7 +271,7 @@ def check_flags():
   baseline model and the real detection files.
 
   Returns:
-    (the wild files to score, the loaded baseline (model, config) or None).
+    (the wild files to score, {label: loaded baseline (model, config)}).
   """
   from opformer_jax import errors
   from opformer_jax import fileio
@@ -267,7 +282,12 @@ def check_flags():
     fileio.check_output_dir(_DATA_DIR.value, "--data_dir")
   if _EXPORT.value:
     fileio.check_output_dir(_EXPORT.value, "--export")
-  baseline = pretrained.load(_BASELINE.value) if _BASELINE.value else None
+  baselines = {}
+  for i, value in enumerate(_BASELINE.value):
+    label, _, path = value.rpartition("=")
+    label = label or ("previous" if i == 0 else os.path.basename(
+        os.path.normpath(path)))
+    baselines[label] = pretrained.load(path)
   wild = _wild_paths()
   for path in wild:
     lift.check_input(path, lift.Options(render="none"))
@@ -279,12 +299,12 @@ def check_flags():
       raise errors.UserError(
           f"--mocap_dir={_MOCAP_DIR.value}: missing {', '.join(missing)}; "
           "expected the CMU joint files of ../shared/data/mocap")
-  return wild, baseline
+  return wild, baselines
 
 
 def main(argv):
   del argv
-  wild, baseline = check_flags()
+  wild, baselines = check_flags()
   import ml_collections
   from opformer_jax import checkpointing
   from opformer_jax import fileio
@@ -313,8 +333,9 @@ def main(argv):
         "train_s", 0.0))
   model, step, _ = checkpointing.restore_model(config, workdir, "latest")
   results = {"new": _score_all(model, config, paths, wild)}
-  if baseline is not None:
-    results["baseline"] = _score_all(*baseline, paths, wild)
+  if baselines:
+    results["baselines"] = {label: _score_all(*b, paths, wild)
+                            for label, b in baselines.items()}
   fileio.write_text(os.path.join(workdir, "default_model_results.json"),
                     json.dumps({"step": step, **_timings(workdir),
                                 **results}, indent=1))

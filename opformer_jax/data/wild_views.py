@@ -17,24 +17,31 @@ cameras (`random_video_camera`):
   'handheld' cameras follow the subject (root path smoothed over ~1 s) and
   shake (smooth random rotations of ~1 degree, roll up to 8 degrees).
 
-A COCO-17 face (nose, eyes, ears) is built on the mocap head (`coco17_3d`);
-the COCO-17 3D points are projected, perturbed by a detector-like noise model
-(`detect`: jitter proportional to the person's size, temporally correlated;
-rare outliers; short left/right swaps of arms or legs; dropped joints, whole
-missed frames, joints outside the image dropped; confidences falling with the
-error, or all 1 as in files without scores), and then go through exactly what
-inference does with a detector file: `keypoint_formats.make_track` (missing
-joints interpolated over time, confidence 0) and `keypoint_formats.to_h36m`
-(Spine, Thorax, Head, Hip derived from COCO-17). Labels are the mocap's
-H36M-17 joints in the camera frame (`kp3d`, mm) with MotionBERT's image-space
-label and 2.5D factor (`camera.image_space_label`), so `label_space='image'`
+A COCO-17 face (nose, eyes, ears) is built on the mocap head (`coco17_3d`),
+and the points a detector family labels differently from the mocap are
+placed as its 2D convention does (`Convention`, `detector_points_3d`: hips
+higher and wider than the hip joint centres for COCO-17 / BODY_25 and
+BlazePose; Halpe-26's own head top, neck and pelvis); each training view
+draws its own placement (`random_convention`). The 3D points are projected,
+perturbed by a detector-like noise model (`detect`: jitter proportional to
+the person's size, temporally correlated; rare outliers; short left/right
+swaps of arms or legs; dropped joints, whole missed frames, joints outside
+the image dropped; confidences falling with the error, or all 1 as in files
+without scores), and then go through exactly what inference does with a
+detector file: `keypoint_formats.make_track` (missing joints interpolated
+over time, confidence 0) and `keypoint_formats.to_h36m` (Spine, Thorax,
+Head, Hip derived from COCO-17 or Halpe-26). Labels are the mocap's H36M-17
+joints in the camera frame (`kp3d`, mm) with MotionBERT's image-space label
+and 2.5D factor (`camera.image_space_label`), so `label_space='image'`
 trains a model whose output, like infer's, is in pixels at the root depth.
 
 The CMU validation split (`mocap.DEFAULT_VAL`: subjects 16 and 35,
-cmu_actions/test/) is held out of 'train' and written twice: 'test_clean'
-(exact projections of the COCO-17 points, every joint in view, conf 1) and
-'test_noisy' (the noise model at a fixed moderate level). Everything derives
-from one seed.
+cmu_actions/test/) is held out of 'train' and written as 'test_clean' (exact
+projections of the COCO-17 points, every joint in view, conf 1) and
+'test_noisy' (the noise model at a fixed moderate level), both with the hips
+at the joint centres, and 'test_noisy_<convention>' for each of
+`VAL_CONVENTIONS` (same cameras and noise, the convention's placement;
+`validation_splits`). Everything derives from one seed.
 """
 
 from __future__ import annotations
@@ -54,7 +61,7 @@ from opformer_jax.data import synthetic
 from opformer_jax.formats import keypoint_formats
 from opformer_jax import errors
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 IMAGE_SIZES = ((1920, 1080), (1280, 720), (1080, 1920), (720, 1280),
                (3840, 2160), (640, 480), (1000, 1000))
 FPS_CHOICES = (25.0, 30.0, 30.0, 50.0, 60.0)
@@ -73,6 +80,9 @@ _COCO = keypoint_formats.COCO17_JOINTS
 # limbs least precise).
 _COCO_NOISE = np.array([0.5, 0.5, 0.5, 0.8, 0.8, 1.0, 1.0, 1.2, 1.2, 1.5,
                         1.5, 1.4, 1.4, 1.1, 1.1, 1.3, 1.3])
+# Halpe-26's extra points: head top, neck, pelvis and six foot points (the
+# foot points are not used by the H36M conversion).
+_HALPE_NOISE = np.concatenate([_COCO_NOISE, [0.8, 0.8, 1.4] + [1.3] * 6])
 # Left/right COCO-17 pairs a detector swaps: arms, legs.
 _SWAP_GROUPS = (((7, 8), (9, 10)), ((13, 14), (15, 16)))
 
@@ -97,6 +107,59 @@ class NoiseModel:
 
 VAL_NOISE = dataclasses.replace(NoiseModel(), jitter_frac=(0.005, 0.005),
                                 no_scores_prob=0.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Convention:
+  """Where a family of 2D detectors puts the points that are not the
+  mocap's joint centres (docs/default_model.md, "2D conventions").
+
+  Attributes:
+    layout: the keypoints the detector writes, converted to H36M-17 by
+      `keypoint_formats.to_h36m`: 'coco17' (Head extrapolated from the face,
+      Thorax = mid-shoulders) or 'halpe26' (its own head top, neck and
+      pelvis).
+    hip_mm: (up, out, forward) offset of each hip keypoint from the mocap
+      hip joint centre, mm, in the pelvis frame (up: root to thorax; out:
+      away from the midline; forward: the way the pelvis faces).
+    neck_up_mm: Halpe's neck above the shoulders' midpoint, along the trunk.
+  """
+  layout: str = "coco17"
+  hip_mm: tuple = (0.0, 0.0, 0.0)
+  neck_up_mm: float = 0.0
+
+
+# Modelled placements (no paired detections in the data to measure them):
+# human-labelled hips sit 30-50 mm off the mocap hip joint centres (Needham
+# et al. 2021, Sci. Rep. 11:20673, OpenPose and AlphaPose), taken here as
+# higher and wider; BlazePose's hips as higher and wider still; Halpe's head
+# is the head top and its neck the base of the neck. OpenPose BODY_25 and
+# COCO-18 share COCO-17's labels (Neck = mid-shoulders, MidHip = mid-hips)
+# and conversion, so 'coco17' stands for them too.
+CONVENTIONS = {
+    "joint_centres": Convention(),
+    "coco17": Convention(hip_mm=(40.0, 30.0, 0.0)),
+    "halpe26": Convention("halpe26", hip_mm=(40.0, 30.0, 0.0),
+                          neck_up_mm=30.0),
+    "blazepose": Convention(hip_mm=(70.0, 45.0, 0.0)),
+}
+# Training mix: per view, hips anywhere in this box (covers every named
+# convention with margin) and the Halpe layout in this share of the views.
+MIX_HIP_MM = ((-20.0, 90.0), (0.0, 60.0), (-15.0, 15.0))
+MIX_HALPE = 0.25
+MIX_NECK_MM = (0.0, 50.0)
+# Held-out noisy views are also written as these conventions place them.
+VAL_CONVENTIONS = ("coco17", "halpe26", "blazepose")
+VAL_SPLITS = ("test_clean", "test_noisy") + tuple(
+    f"test_noisy_{c}" for c in VAL_CONVENTIONS)
+
+
+def random_convention(rng: np.random.Generator) -> Convention:
+  """One draw of the training mix (`MIX_HIP_MM`, `MIX_HALPE`)."""
+  hip = tuple(float(rng.uniform(lo, hi)) for lo, hi in MIX_HIP_MM)
+  if rng.random() < MIX_HALPE:
+    return Convention("halpe26", hip, float(rng.uniform(*MIX_NECK_MM)))
+  return Convention("coco17", hip)
 
 
 # ---------------------------------------------------------------------------
@@ -140,6 +203,37 @@ def coco17_3d(kp3d: np.ndarray, head_turn=None) -> np.ndarray:
     else:
       out[:, k] = kp3d[:, j[name]]
   return out
+
+
+def detector_points_3d(kp3d: np.ndarray, convention: Convention,
+                       head_turn=None) -> np.ndarray:
+  """(F, 17, 3) H36M-17 joints (mm) -> the 3D points a detector of
+  `convention` labels: (F, 17, 3) COCO-17 or (F, 26, 3) Halpe-26.
+
+  COCO-17 as `coco17_3d`, the hips moved by `convention.hip_mm` in the
+  pelvis frame. Halpe-26 adds the mocap head joint as head top, the neck
+  `neck_up_mm` above the shoulders' midpoint, the pelvis as the hips'
+  midpoint and the foot points at the ankles.
+  """
+  j = _H36M
+  pts = coco17_3d(kp3d, head_turn)
+  up = _unit(kp3d[:, j["thorax"]] - kp3d[:, j["hip"]])
+  out = kp3d[:, j["l_hip"]] - kp3d[:, j["r_hip"]]
+  out = _unit(out - np.sum(out * up, -1, keepdims=True) * up)
+  fwd = np.cross(out, up)
+  a, b, c = convention.hip_mm
+  for k, side in ((_COCO.index("l_hip"), 1.0), (_COCO.index("r_hip"), -1.0)):
+    pts[:, k] += a * up + side * b * out + c * fwd
+  if convention.layout == "coco17":
+    return pts
+  neck = (pts[:, _COCO.index("l_shoulder")] + pts[:, _COCO.index("r_shoulder")]
+          ) / 2 + convention.neck_up_mm * up
+  pelvis = (pts[:, _COCO.index("l_hip")] + pts[:, _COCO.index("r_hip")]) / 2
+  ankles = pts[:, [_COCO.index("l_ankle"), _COCO.index("r_ankle")]]
+  # Halpe's feet: l/r big toe, l/r small toe, l/r heel.
+  feet = np.concatenate([ankles] * 3, axis=1)
+  return np.concatenate([pts, kp3d[:, None, j["head"]], neck[:, None],
+                         pelvis[:, None], feet], axis=1)
 
 
 def _smooth_noise(rng, shape, width):
@@ -274,13 +368,14 @@ def detect(rng: np.random.Generator, kp2d: np.ndarray, width: int,
 
   Args:
     rng: numpy Generator.
-    kp2d: (F, 17, 2) px, exact projections.
+    kp2d: (F, J, 2) px, exact projections of COCO-17 (J = 17) or
+      Halpe-26 (J = 26) points.
     width, height: image size; joints outside it are dropped.
     noise: the corruption; None = none (joints outside the image are still
       dropped).
 
   Returns:
-    kp2d (F, 17, 2) float64 with (0, 0) at dropped joints and conf (F, 17)
+    kp2d (F, J, 2) float64 with (0, 0) at dropped joints and conf (F, J)
     in [0, 1], 0 at dropped joints.
   """
   num = len(kp2d)
@@ -289,7 +384,8 @@ def detect(rng: np.random.Generator, kp2d: np.ndarray, width: int,
   conf = np.ones(kp2d.shape[:2])
   out = kp2d.copy()
   if noise is not None:
-    sigma = rng.uniform(*noise.jitter_frac) * box_h * _COCO_NOISE[:, None]
+    scale = _COCO_NOISE if kp2d.shape[1] == 17 else _HALPE_NOISE
+    sigma = rng.uniform(*noise.jitter_frac) * box_h * scale[:, None]
     a = noise.correlated
     jit = (np.sqrt(1 - a ** 2) * rng.normal(size=kp2d.shape)
            + a * _smooth_noise(rng, kp2d.shape, 5)) * sigma
@@ -305,7 +401,8 @@ def detect(rng: np.random.Generator, kp2d: np.ndarray, width: int,
       conf = 0.95 * np.exp(-0.5 * (err / np.maximum(
           2.5 * sigma[..., 0], 1e-9)) ** 2)
       conf = np.clip(conf + rng.normal(0.0, 0.03, conf.shape), 0.05, 1.0)
-    dropped = (_runs_mask(rng, num, noise.drop_prob, noise.drop_len, (17,))
+    dropped = (_runs_mask(rng, num, noise.drop_prob, noise.drop_len,
+                           kp2d.shape[1:2])
                | _runs_mask(rng, num, noise.miss_frame_prob, (1, 5))[:, None])
     conf[dropped] = 0.0
   outside = ((kp2d[..., 0] < 0) | (kp2d[..., 0] > width - 1)
@@ -315,9 +412,10 @@ def detect(rng: np.random.Generator, kp2d: np.ndarray, width: int,
   return out, conf
 
 
-def to_h36m_input(kp2d_coco, conf, image_size, name="view"):
-  """Detector COCO-17 -> H36M-17 exactly as inference reads a file
-  (`keypoint_formats.make_track` then `to_h36m`).
+def to_h36m_input(kp2d_coco, conf, image_size, name="view",
+                  layout="coco17"):
+  """Detector COCO-17 (or Halpe-26) -> H36M-17 exactly as inference reads
+  a file (`keypoint_formats.make_track` then `to_h36m`).
 
   Returns:
     kp2d (F, 17, 2) float32 px, conf (F, 17) float32.
@@ -330,7 +428,7 @@ def to_h36m_input(kp2d_coco, conf, image_size, name="view"):
   try:
     with warnings.catch_warnings():
       warnings.simplefilter("ignore")
-      track = keypoint_formats.make_track(name, kp2d_coco, conf, "coco17",
+      track = keypoint_formats.make_track(name, kp2d_coco, conf, layout,
                                           image_size=image_size)
   finally:
     absl_logger.setLevel(level)
@@ -356,22 +454,26 @@ def _visible_runs(kp3d_cam, kp2d, cam, min_frames, all_in_view):
 
 
 def film(rng, world, name, cam, fps, noise, *, clean=False,
-         all_in_view=False, min_frames=27):
+         all_in_view=False, min_frames=27,
+         convention: Convention = CONVENTIONS["joint_centres"]):
   """One sequence through one camera -> list of per-sequence dicts
   (`convert_util.pack` format), one per in-view run of frames (`clean`:
-  exact 2D, conf 1; `all_in_view`: only frames with every joint in view)."""
+  exact 2D, conf 1; `all_in_view`: only frames with every joint in view;
+  `convention`: where the detector places hips, head and neck)."""
   h36m_cam = cam.to_camera(world)
   head_turn = np.deg2rad([25.0, 12.0]) * _smooth_noise(
       rng, (len(world), 2), int(fps))
-  coco_cam = coco17_3d(h36m_cam, None if clean else head_turn)
-  coco_2d = camera_lib.project(coco_cam, cam.f, cam.c)
+  pts_cam = detector_points_3d(h36m_cam, convention,
+                               None if clean else head_turn)
+  pts_2d = camera_lib.project(pts_cam, cam.f, cam.c)
   seqs = []
-  for k, (s, e) in enumerate(_visible_runs(coco_cam, coco_2d, cam,
-                                           min_frames, all_in_view)):
-    det, conf = detect(rng, coco_2d[s:e], cam.width, cam.height,
+  for k, (s, e) in enumerate(_visible_runs(pts_cam[:, :17], pts_2d[:, :17],
+                                           cam, min_frames, all_in_view)):
+    det, conf = detect(rng, pts_2d[s:e], cam.width, cam.height,
                        None if clean else noise)
     try:
-      kp2d, conf = to_h36m_input(det, conf, (cam.width, cam.height), name)
+      kp2d, conf = to_h36m_input(det, conf, (cam.width, cam.height), name,
+                                 convention.layout)
     except errors.DataError:
       continue   # every joint dropped in every frame of the run
     kp3d_image, factor = camera_lib.image_space_label(h36m_cam[s:e], cam.f,
@@ -392,38 +494,79 @@ def _in_world(kp3d, src_fps, fps, up_axis, rng):
 
 
 def _train_views(rng, world_fn, name, subject, action, views, noise,
-                 min_frames):
+                 min_frames, mix):
   """`views` random cameras (each its own frame rate) of one sequence;
-  `world_fn(fps)` gives the world joints at a frame rate."""
+  `world_fn(fps)` gives the world joints at a frame rate; `mix`: each view
+  with its own `random_convention`, else the joint centres."""
   out = []
   for v in range(views):
     fps = FPS_CHOICES[rng.integers(len(FPS_CHOICES))]
     world = world_fn(fps)
     cam = random_video_camera(rng, world)
+    convention = (random_convention(rng) if mix
+                  else CONVENTIONS["joint_centres"])
     for seq in film(rng, world, f"{name}/view{v}", cam, fps, noise,
-                    min_frames=min_frames):
+                    min_frames=min_frames, convention=convention):
       out.append(dict(seq, subject=subject, action=action))
   return out
 
 
-def _val_views(rng, world, name, subject, action, views, min_frames):
+def _val_views(rng, world, name, subject, action, views, min_frames,
+               conventions):
   """The validation views of one held-out sequence, clean and noisy through
   the same cameras and frames (every joint in view; tripod and handheld
-  alternate)."""
-  out = {"test_clean": [], "test_noisy": []}
+  alternate), the noisy views also as each of `conventions` ({split:
+  Convention}) places the points, with the same cameras and noise draws."""
+  out = {s: [] for s in ("test_clean", "test_noisy", *conventions)}
   for v in range(views):
     cam = random_video_camera(rng, world, handheld=bool(v % 2))
-    for split, clean in (("test_clean", True), ("test_noisy", False)):
-      view_rng = np.random.default_rng(rng.integers(2 ** 63))
-      for seq in film(view_rng, world, f"{name}/view{v}", cam, VAL_FPS,
-                      VAL_NOISE, clean=clean, all_in_view=True,
-                      min_frames=min_frames):
-        out[split].append(dict(seq, subject=subject, action=action))
+    for clean in (True, False):
+      seed = rng.integers(2 ** 63)
+      todo = {"test_clean" if clean else "test_noisy":
+              CONVENTIONS["joint_centres"]}
+      if not clean:
+        todo.update(conventions)
+      for split, conv in todo.items():
+        for seq in film(np.random.default_rng(seed), world,
+                        f"{name}/view{v}", cam, VAL_FPS, VAL_NOISE,
+                        clean=clean, all_in_view=True, min_frames=min_frames,
+                        convention=conv):
+          out[split].append(dict(seq, subject=subject, action=action))
+  return out
+
+
+def validation_splits(items, seed: int = 0, val_views: int = 2,
+                      val_subjects=mocap.DEFAULT_VAL, min_frames: int = 27,
+                      conventions: dict | None = None) -> dict:
+  """The held-out views of `make_splits` (same seed: same cameras, frames
+  and noise), noisy also as each of `conventions` places the points.
+
+  Args:
+    items, seed, val_views, val_subjects, min_frames: as `make_splits`.
+    conventions: {split name: Convention}; default 'test_noisy_<name>' for
+      each of `VAL_CONVENTIONS`.
+
+  Returns:
+    {split: [per-sequence dicts]} ('test_clean', 'test_noisy', *conventions).
+  """
+  if conventions is None:
+    conventions = {f"test_noisy_{c}": CONVENTIONS[c] for c in VAL_CONVENTIONS}
+  out = {s: [] for s in ("test_clean", "test_noisy", *conventions)}
+  for i, (stem, name, kp3d, src_fps, up) in enumerate(items):
+    if not mocap.is_validation(stem, name, val_subjects):
+      continue
+    rng = np.random.default_rng([seed, i])
+    subject, action = mocap._subject_action(stem, name)  # pylint: disable=protected-access
+    world = _in_world(kp3d, src_fps, VAL_FPS, up, rng)
+    for split, seqs in _val_views(rng, world, f"{stem}/{name}", subject,
+                                  action, val_views, min_frames,
+                                  conventions).items():
+      out[split] += seqs
   return out
 
 
 def _synthetic_views(seed, subjects, takes, seconds, views, noise,
-                     min_frames):
+                     min_frames, mix):
   """The built-in procedural motion (`synthetic.motion`) through random
   video cameras: subjects x actions x takes sequences, train only."""
   seqs = []
@@ -439,7 +582,7 @@ def _synthetic_views(seed, subjects, takes, seconds, views, noise,
                                   np.random.default_rng(motion_seed), fps)
         seqs += _train_views(rng, world_fn, f"synthetic/SYN{si + 1:02d}/"
                              f"{action}/take{take + 1}", f"SYN{si + 1:02d}",
-                             action, views, noise, min_frames)
+                             action, views, noise, min_frames, mix)
   return seqs
 
 
@@ -447,7 +590,7 @@ def make_splits(items, seed: int = 0, views: int = 8, val_views: int = 2,
                 val_subjects=mocap.DEFAULT_VAL, synthetic_subjects: int = 4,
                 synthetic_takes: int = 2, synthetic_seconds: float = 8.0,
                 noise: NoiseModel = NoiseModel(), min_frames: int = 27,
-                progress: bool = False) -> dict:
+                mix: bool = True, progress: bool = False) -> dict:
   """Mocap items (`mocap.read_inputs`) + synthetic motion -> schema arrays.
 
   Args:
@@ -460,35 +603,37 @@ def make_splits(items, seed: int = 0, views: int = 8, val_views: int = 2,
       motion added to training (0 subjects: none).
     noise: the detector model of the training views.
     min_frames: shortest in-view run kept (the model's T).
+    mix: training views with the 2D conventions' placements
+      (`random_convention`), else all at the mocap's joint centres.
 
   Returns:
-    {'train', 'test_clean', 'test_noisy': arrays for `dataset.save`}.
+    {'train', *VAL_SPLITS: arrays for `dataset.save`}: the validation views
+    at the joint centres ('test_clean', 'test_noisy') and, noisy, as each of
+    `VAL_CONVENTIONS` ('test_noisy_coco17', ...).
   """
   from tqdm import tqdm  # pylint: disable=g-import-not-at-top
-  splits = {"train": [], "test_clean": [], "test_noisy": []}
+  splits = {"train": [], **validation_splits(items, seed, val_views,
+                                             val_subjects, min_frames)}
   for i, (stem, name, kp3d, src_fps, up) in enumerate(
       tqdm(items, disable=not progress, desc="sequences")):
+    if mocap.is_validation(stem, name, val_subjects):
+      continue
     rng = np.random.default_rng([seed, i])
     subject, action = mocap._subject_action(stem, name)  # pylint: disable=protected-access
     full = f"{stem}/{name}"
-    if mocap.is_validation(stem, name, val_subjects):
-      world = _in_world(kp3d, src_fps, VAL_FPS, up, rng)
-      for split, seqs in _val_views(rng, world, full, subject, action,
-                                    val_views, min_frames).items():
-        splits[split] += seqs
-      continue
     heading = rng.uniform(0, 2 * np.pi)
     world_fn = lambda fps, kp3d=kp3d, src_fps=src_fps, up=up, h=heading: (
         mocap.place(mocap.to_z_up(mocap.resample(kp3d, src_fps, fps), up),
                     (0.0, 0.0), h))
     splits["train"] += _train_views(rng, world_fn, full, subject, action,
-                                    views, noise, min_frames)
+                                    views, noise, min_frames, mix)
   if synthetic_subjects:
     splits["train"] += _synthetic_views(seed, synthetic_subjects,
                                         synthetic_takes, synthetic_seconds,
-                                        views, noise, min_frames)
+                                        views, noise, min_frames, mix)
   source = (f"wild views v{GENERATOR_VERSION} (seed {seed}, {views} train / "
-            f"{val_views} val cameras per sequence, COCO-17-derived 2D) of "
+            f"{val_views} val cameras per sequence, COCO-17-derived 2D"
+            f"{', convention mix' if mix else ''}) of "
             f"{', '.join(sorted({s for s, *_ in items}))}"
             + (f" + synthetic motion ({synthetic_subjects} subjects)"
                if synthetic_subjects else ""))
@@ -504,7 +649,7 @@ def make_splits(items, seed: int = 0, views: int = 8, val_views: int = 2,
 
 def generate(inputs, output_dir: str, seed: int = 0, **kwargs) -> dict:
   """Reads mocap `inputs` (npz / BVH paths), writes `output_dir/{train,
-  test_clean,test_noisy}.npz` (validated first, each atomic); `kwargs` go to
+  *VAL_SPLITS}.npz` (validated first, each atomic); `kwargs` go to
   `make_splits`. Returns {split: path}."""
   items = mocap.read_inputs(inputs)
   return convert_util.write_splits(make_splits(items, seed, **kwargs),

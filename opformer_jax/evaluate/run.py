@@ -145,6 +145,38 @@ def run_protocol(predict_fn, config, path=None, *, max_clips=-1,
   return results
 
 
+def score_files(model, config, paths: dict, *, echo=print) -> dict:
+  """Scores `model` on several test files (flip TTA where the config asks).
+
+  Args:
+    model: an OPFormer; config: its config.
+    paths: {name: split file}.
+    echo: prints one summary line per file (None: silent).
+
+  Returns:
+    {name: {'mpjpe_action_avg', 'mpjpe_frame_avg', 'p_mpjpe_action_avg',
+    'p_mpjpe_frame_avg', 'accel_error_action_avg', 'num_frames'}} (mm,
+    mm/frame^2).
+  """
+  predict_fn = make_predict_fn(model, config)
+  out = {}
+  for name, path in paths.items():
+    data = load_test_data(config, path)
+    proto = protocols.for_config(config, data)
+    res = run_protocol(predict_fn, config, data=data, protocol=proto)
+    if echo:
+      echo(f"{name}: " + " ".join(proto.summary(res)))
+    r = res["default"]
+    out[name] = {
+        "mpjpe_action_avg": r["action_avg"]["mpjpe"],
+        "mpjpe_frame_avg": r["frame_avg"]["mpjpe"],
+        "p_mpjpe_action_avg": r["action_avg"]["p_mpjpe"],
+        "p_mpjpe_frame_avg": r["frame_avg"]["p_mpjpe"],
+        "accel_error_action_avg": r["action_avg"]["accel_error"],
+        "num_frames": r["num_frames"]}
+  return out
+
+
 def headline(results: dict, config,
              protocol: protocols.Protocol | None = None) -> float:
   """The single number a run is selected by (mm): action-averaged MPJPE

@@ -51,6 +51,63 @@ def test_head_turn_rotates_the_face_about_the_head_axis():
                              head + 2 * np.array([100, 0, -25]), atol=1e-9)
 
 
+def _pelvis_pose():
+  """Hips on the x axis, thorax straight above the root."""
+  p = _canonical()
+  p[0, J["hip"]] = (0.0, 0.0, 900.0)
+  p[0, J["l_hip"]] = (100.0, 0.0, 900.0)
+  p[0, J["r_hip"]] = (-100.0, 0.0, 900.0)
+  p[0, J["thorax"]] = (0.0, 0.0, 1400.0)
+  return p
+
+
+def test_convention_moves_the_hips_in_the_pelvis_frame():
+  p = _pelvis_pose()
+  conv = wild_views.Convention(hip_mm=(40.0, 30.0, 5.0))
+  pts = wild_views.detector_points_3d(p, conv)[0]
+  # up = +z, out = +x for the left hip, forward = out x up = -y.
+  np.testing.assert_allclose(pts[C["l_hip"]], (130.0, -5.0, 940.0),
+                             atol=1e-9)
+  np.testing.assert_allclose(pts[C["r_hip"]], (-130.0, -5.0, 940.0),
+                             atol=1e-9)
+  plain = wild_views.coco17_3d(p)[0]
+  others = [k for k in range(17) if k not in (C["l_hip"], C["r_hip"])]
+  np.testing.assert_array_equal(pts[others], plain[others])
+  np.testing.assert_array_equal(wild_views.detector_points_3d(
+      p, wild_views.CONVENTIONS["joint_centres"])[0], plain)
+
+
+def test_halpe_convention_has_head_top_neck_and_pelvis():
+  p = _pelvis_pose()
+  conv = wild_views.Convention("halpe26", (40.0, 0.0, 0.0), neck_up_mm=30.0)
+  pts = wild_views.detector_points_3d(p, conv)
+  halpe = {n: i for i, n in enumerate(keypoint_formats.HALPE26_JOINTS)}
+  assert pts.shape == (1, 26, 3)
+  np.testing.assert_array_equal(pts[0, halpe["head"]], p[0, J["head"]])
+  np.testing.assert_allclose(pts[0, halpe["neck"]], (0.0, 0.0, 1430.0))
+  np.testing.assert_allclose(pts[0, halpe["hip"]], (0.0, 0.0, 940.0))
+  # Through the Halpe rules: Head = head top, Thorax = neck, Hip = pelvis
+  # (x, y shifted off (0, 0), the detectors' "not found").
+  shift = np.array([500.0, 700.0])
+  kp, conf = wild_views.to_h36m_input(pts[..., :2] + shift, np.ones((1, 26)),
+                                      (2000, 2000), layout="halpe26")
+  np.testing.assert_allclose(kp[0, J["head"]], p[0, J["head"], :2] + shift)
+  np.testing.assert_allclose(kp[0, J["thorax"]], shift, atol=1e-3)
+  np.testing.assert_allclose(kp[0, J["hip"]], shift, atol=1e-3)
+  assert conf.shape == (1, 17) and (conf == 1).all()
+
+
+def test_random_convention_stays_in_the_mix_box():
+  rng = np.random.default_rng(0)
+  draws = [wild_views.random_convention(rng) for _ in range(400)]
+  hips = np.array([d.hip_mm for d in draws])
+  for axis, (lo, hi) in enumerate(wild_views.MIX_HIP_MM):
+    assert lo <= hips[:, axis].min() and hips[:, axis].max() <= hi
+    assert hips[:, axis].max() - hips[:, axis].min() > 0.8 * (hi - lo)
+  halpe = np.mean([d.layout == "halpe26" for d in draws])
+  assert abs(halpe - wild_views.MIX_HALPE) < 0.07
+
+
 def test_h36m_input_is_what_inference_derives():
   """Hip, Spine, Thorax, Head from COCO-17 (keypoint_formats), a dropped
   joint interpolated over time with confidence 0, also in derived joints."""
@@ -197,6 +254,40 @@ def test_clean_limbs_are_the_label_projection(splits):
   assert err > 0.5
 
 
+def test_convention_splits_differ_only_where_placed(splits):
+  """Same cameras and noise as test_noisy: COCO-17 / BlazePose placements
+  move Hip, the hips and Spine only; Halpe's Head is the head top."""
+  base = splits["test_noisy"]
+  moved = [J["hip"], J["r_hip"], J["l_hip"], J["spine"]]
+  for conv in ("coco17", "blazepose"):
+    other = splits[f"test_noisy_{conv}"]
+    np.testing.assert_array_equal(other["kp3d"], base["kp3d"])
+    diff = np.linalg.norm(other["kp2d"] - base["kp2d"], axis=-1).mean(0)
+    assert (diff[moved] > 1.0).all(), (conv, diff)
+    np.testing.assert_allclose(np.delete(diff, moved), 0.0, atol=1e-4)
+  # Hip placed 40 mm up is nearer the thorax in 2D than the joint centres.
+  def trunk(arrays):
+    return np.linalg.norm(arrays["kp2d"][:, J["thorax"]]
+                          - arrays["kp2d"][:, J["hip"]], axis=-1).mean()
+  assert trunk(splits["test_noisy_blazepose"]) < trunk(
+      splits["test_noisy_coco17"]) < trunk(base)
+  def head_error(arrays):
+    return np.linalg.norm(arrays["kp2d"][:, J["head"]]
+                          - arrays["kp3d_image"][:, J["head"], :2],
+                          axis=-1).mean()
+  assert head_error(splits["test_noisy_halpe26"]) < 0.5 * head_error(base)
+
+
+def test_mix_spreads_the_training_hips():
+  def hip_offset(mix):
+    train = wild_views.make_splits(_items(), seed=3, views=3, val_views=1,
+                                   synthetic_subjects=0, mix=mix)["train"]
+    return np.linalg.norm(train["kp2d"][:, J["hip"]]
+                          - train["kp3d_image"][:, J["hip"], :2], axis=-1)
+  plain, mixed = hip_offset(False), hip_offset(True)
+  assert np.median(mixed) > 1.5 * np.median(plain)
+
+
 def test_deterministic_and_seeded(splits):
   again = wild_views.make_splits(_items(), seed=3, views=3, val_views=2,
                                  synthetic_subjects=1, synthetic_takes=1,
@@ -215,7 +306,7 @@ def test_generate_writes_the_schema(tmp_path, monkeypatch):
   monkeypatch.setattr(mocap, "read_inputs", lambda inputs: _items())
   paths = wild_views.generate(["x.npz"], str(tmp_path), seed=1, views=1,
                               val_views=1, synthetic_subjects=0)
-  assert sorted(paths) == ["test_clean", "test_noisy", "train"]
+  assert sorted(paths) == sorted(("train",) + wild_views.VAL_SPLITS)
   data = dataset.load(paths["train"])
   assert data.layout == "h36m17" and data.kp3d_image is not None
   assert data.input_2d == "detected" and not data.synthetic
