@@ -32,7 +32,6 @@ _HIP_UP = flags.DEFINE_list("hip_up", ["-20", "20", "40", "60", "80"],
 _SEED = flags.DEFINE_integer("seed", 0, "Data seed (train_default_model's "
                              "--data_seed).")
 _JSON = flags.DEFINE_string("json", None, "Also write the figures here.")
-MOCAP_FILES = ("cmu_gait.npz", "cmu_actions.npz", "cmu_subject131.npz")
 
 
 def placements(hip_up):
@@ -46,13 +45,13 @@ def placements(hip_up):
   return out
 
 
-def write_views(data_dir, mocap_dir, seed, hip_up, min_frames):
-  """Writes one noisy split per placement (and the joint-centre one);
-  returns {split: path}."""
+def write_views(data_dir, inputs, seed, hip_up, min_frames):
+  """Writes one noisy split per placement (and the joint-centre one) of the
+  mocap files `inputs`; returns {split: path}."""
   from opformer_jax.data import convert_util
   from opformer_jax.data import mocap
   from opformer_jax.data import wild_views
-  items = mocap.read_inputs([os.path.join(mocap_dir, f) for f in MOCAP_FILES])
+  items = mocap.read_inputs(inputs)
   splits = wild_views.validation_splits(items, seed, min_frames=min_frames,
                                         conventions=placements(hip_up))
   del splits["test_clean"]
@@ -95,6 +94,7 @@ def main(argv):
   del argv
   from opformer_jax import errors
   from opformer_jax import fileio
+  from opformer_jax.data import wild_views
   from opformer_jax.evaluate import run as evaluate
   try:
     hip_up = [float(v) for v in _HIP_UP.value]
@@ -104,18 +104,12 @@ def main(argv):
   if _JSON.value:
     fileio.check_output_file(_JSON.value, "--json")
   models = _models()
-  missing = [f for f in MOCAP_FILES
-             if not os.path.isfile(os.path.join(_MOCAP_DIR.value, f))]
-  if missing:
-    raise errors.UserError(
-        f"--mocap_dir={_MOCAP_DIR.value}: missing {', '.join(missing)}; "
-        "expected the CMU joint files of ../shared/data/mocap")
+  inputs = wild_views.mocap_inputs(_MOCAP_DIR.value)
   # 27: the default model data's shortest run, so the views are its own.
   min_frames = max([27] + [c.data.num_frames for _, c in models.values()])
   results = {}
   with tempfile.TemporaryDirectory() as tmp:
-    paths = write_views(tmp, _MOCAP_DIR.value, _SEED.value, hip_up,
-                        min_frames)
+    paths = write_views(tmp, inputs, _SEED.value, hip_up, min_frames)
     paths = {"test_noisy": paths.pop("test_noisy"), **paths}
     for label, (model, config) in models.items():
       results[label] = evaluate.score_files(model, config, paths, echo=None)

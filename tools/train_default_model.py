@@ -47,20 +47,18 @@ _WILD = flags.DEFINE_list(
     "wild", None, "Real detection files scored without 3D truth "
     "(infer.plausibility; default: the wild2d files of the shared data, "
     "$OPFORMER_SHARED_DATA); --wild= for none.")
-MOCAP_FILES = ("cmu_gait.npz", "cmu_actions.npz", "cmu_subject131.npz")
 
 
 def prepare(data_dir, mocap_dir, seed, views):
-  """Writes (or reuses) the three splits; returns ({split: path}, whether
+  """Writes (or reuses) the splits; returns ({split: path}, whether
   they were written now)."""
   from opformer_jax import fileio
   from opformer_jax.data import convert_util
   from opformer_jax.data import mocap
   from opformer_jax.data import wild_views
-  inputs = [os.path.join(mocap_dir, f) for f in MOCAP_FILES]
   stamp = os.path.join(data_dir, "generator.json")
   want = {"version": wild_views.GENERATOR_VERSION, "seed": seed,
-          "views": views, "inputs": list(MOCAP_FILES)}
+          "views": views, "inputs": list(wild_views.MOCAP_FILES)}
   paths = {s: os.path.join(data_dir, f"{s}.npz")
            for s in ("train",) + wild_views.VAL_SPLITS}
   if os.path.exists(stamp) and all(map(os.path.exists, paths.values())):
@@ -68,7 +66,7 @@ def prepare(data_dir, mocap_dir, seed, views):
       if json.load(f) == want:
         return paths, False
   t0 = time.time()
-  items = mocap.read_inputs(inputs)
+  items = mocap.read_inputs(wild_views.mocap_inputs(mocap_dir))
   paths = convert_util.write_splits(
       wild_views.make_splits(items, seed, views=views, progress=True),
       data_dir)
@@ -273,9 +271,9 @@ def check_flags():
   Returns:
     (the wild files to score, {label: loaded baseline (model, config)}).
   """
-  from opformer_jax import errors
   from opformer_jax import fileio
   from opformer_jax import pretrained
+  from opformer_jax.data import wild_views
   from opformer_jax.infer import lift
   fileio.check_output_dir(_WORKDIR.value, "--workdir")
   if _DATA_DIR.value:
@@ -293,12 +291,7 @@ def check_flags():
     lift.check_input(path, lift.Options(render="none"))
   data_dir = _DATA_DIR.value or os.path.join(_WORKDIR.value, "data")
   if not os.path.exists(os.path.join(data_dir, "generator.json")):
-    missing = [f for f in MOCAP_FILES
-               if not os.path.isfile(os.path.join(_MOCAP_DIR.value, f))]
-    if missing:
-      raise errors.UserError(
-          f"--mocap_dir={_MOCAP_DIR.value}: missing {', '.join(missing)}; "
-          "expected the CMU joint files of ../shared/data/mocap")
+    wild_views.mocap_inputs(_MOCAP_DIR.value)
   return wild, baselines
 
 

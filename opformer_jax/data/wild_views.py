@@ -62,6 +62,8 @@ from opformer_jax.formats import keypoint_formats
 from opformer_jax import errors
 
 GENERATOR_VERSION = 3
+# The CMU joint files (../shared/data/mocap) the default model is made from.
+MOCAP_FILES = ("cmu_gait.npz", "cmu_actions.npz", "cmu_subject131.npz")
 IMAGE_SIZES = ((1920, 1080), (1280, 720), (1080, 1920), (720, 1280),
                (3840, 2160), (640, 480), (1000, 1000))
 FPS_CHOICES = (25.0, 30.0, 30.0, 50.0, 60.0)
@@ -645,6 +647,19 @@ def make_splits(items, seed: int = 0, views: int = 8, val_views: int = 2,
       out[split] = convert_util.pack(seqs, layout="h36m17", source=source,
                                      input_2d="detected")
   return out
+
+
+def mocap_inputs(mocap_dir: str, flag: str = "--mocap_dir") -> list[str]:
+  """The paths of `MOCAP_FILES` in `mocap_dir`; raises errors.UserError
+  (one line naming `flag` and the missing files) when any is absent."""
+  import os  # pylint: disable=g-import-not-at-top
+  paths = [os.path.join(mocap_dir, f) for f in MOCAP_FILES]
+  missing = [f for f, p in zip(MOCAP_FILES, paths) if not os.path.isfile(p)]
+  if missing:
+    raise errors.UserError(
+        f"{flag}={mocap_dir}: missing {', '.join(missing)}; expected the CMU "
+        "joint files of ../shared/data/mocap")
+  return paths
 
 
 def generate(inputs, output_dir: str, seed: int = 0, **kwargs) -> dict:
