@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import warnings
 
 import numpy as np
@@ -522,12 +523,10 @@ def _val_views(rng, world, name, subject, action, views, min_frames,
   out = {s: [] for s in ("test_clean", "test_noisy", *conventions)}
   for v in range(views):
     cam = random_video_camera(rng, world, handheld=bool(v % 2))
-    for clean in (True, False):
+    centres = CONVENTIONS["joint_centres"]
+    for clean, todo in ((True, {"test_clean": centres}),
+                        (False, {"test_noisy": centres, **conventions})):
       seed = rng.integers(2 ** 63)
-      todo = {"test_clean" if clean else "test_noisy":
-              CONVENTIONS["joint_centres"]}
-      if not clean:
-        todo.update(conventions)
       for split, conv in todo.items():
         for seq in film(np.random.default_rng(seed), world,
                         f"{name}/view{v}", cam, VAL_FPS, VAL_NOISE,
@@ -652,7 +651,6 @@ def make_splits(items, seed: int = 0, views: int = 8, val_views: int = 2,
 def mocap_inputs(mocap_dir: str, flag: str = "--mocap_dir") -> list[str]:
   """The paths of `MOCAP_FILES` in `mocap_dir`; raises errors.UserError
   (one line naming `flag` and the missing files) when any is absent."""
-  import os  # pylint: disable=g-import-not-at-top
   paths = [os.path.join(mocap_dir, f) for f in MOCAP_FILES]
   missing = [f for f, p in zip(MOCAP_FILES, paths) if not os.path.isfile(p)]
   if missing:
