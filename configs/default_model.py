@@ -21,18 +21,21 @@ or train on prepared files directly:
       --config=configs/default_model.py:data_dir=data/wild \
       --workdir=runs/default_model
 
-Settings: the CPU recipe (`config_lib.cpu_recipe`: depth 2, dim 64, batch 16,
-AdamW 2e-3 with warm-up and cosine decay) at T = 9, for a fixed 50,000
-optimizer updates (`budget=50000u`): 116 minutes on a 2-core AMD EPYC,
-data 18 s. A search at equal wall-clock time on this task chose T, depth,
-width, batch, lr and the views per sequence (docs/default_model.md, "The
-search"). Held-out CMU views, noisy 2D with COCO-17 hips: 59.1 mm MPJPE,
-P-MPJPE 47.8 mm (at the mocap's joint centres 65.1; all in MODEL_CARD.md,
-written by the run). Runs are deterministic for a given seed and machine (fixed data seed,
-fixed update count).
+Settings: the CPU recipe (`config_lib.cpu_recipe`: dim 64, batch 16, AdamW
+2e-3 with warm-up and cosine decay) at T = 9 and depth 3, for a fixed 30,000
+optimizer updates (`budget=30000u`): 96 minutes on one core of a 2-core
+Intel Xeon (the other core trained the depth-2 candidate; one process gets
+no faster from the second core), data 16 s. A search at equal wall-clock
+time on this task chose T, width, batch, lr and the views per sequence, and
+a 96-minute pair depth 3 over depth 2 with 45,000 updates
+(docs/default_model.md, "The search"). Held-out CMU views, noisy 2D with
+COCO-17 hips: 54.6 mm MPJPE, P-MPJPE 45.0 mm (Halpe-26 54.3, BlazePose
+53.7; at the mocap's joint centres, which no detector writes, 65.6; all in
+MODEL_CARD.md, written by the run). Runs are deterministic for a given seed
+and machine (fixed data seed, fixed update count).
 
 Arguments: data_dir=..., frames=N, depth=N, dim=N, lr=X, batch=N,
-budget=50000u|15m, test=clean|noisy|noisy_coco17|noisy_halpe26|
+budget=30000u|15m, test=clean|noisy|noisy_coco17|noisy_halpe26|
 noisy_blazepose; `old`: the settings of the model shipped before the search
 (depth 4, T 27, 3,000 updates).
 """
@@ -40,8 +43,8 @@ noisy_blazepose; `old`: the settings of the model shipped before the search
 from opformer_jax import config_lib
 
 # The search's winner (docs/default_model.md, "The search").
-DEFAULTS = {"frames": 9, "depth": 2, "dim": 64, "lr": 2e-3}
-DEFAULT_BUDGET = "50000u"
+DEFAULTS = {"frames": 9, "depth": 3, "dim": 64, "lr": 2e-3}
+DEFAULT_BUDGET = "30000u"
 
 
 def get_config(arg=None):

@@ -71,6 +71,8 @@ def gelu(x: jax.Array) -> jax.Array:
 # of a frame with a block-diagonal mask. Same function; the floating-point
 # results differ in the last bits.
 GROUP_IMPLS = ("grouped", "masked_dense")
+# `attention_core`'s implementations (model.attention_impl).
+ATTENTION_IMPLS = ("einsum", "xla", "cudnn")
 
 
 def _fold(key, i):
@@ -132,6 +134,9 @@ class Attention(nnx.Module):
     if group_impl not in GROUP_IMPLS:
       raise ValueError(f"model.part_attention={group_impl!r}; expected one "
                        f"of {GROUP_IMPLS}")
+    if impl not in ATTENTION_IMPLS:
+      raise ValueError(f"model.attention_impl={impl!r}; expected one of "
+                       f"{ATTENTION_IMPLS}")
     self.group_impl = group_impl
     self.num_heads = num_heads
     self.attn_drop = attn_drop

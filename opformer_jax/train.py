@@ -31,6 +31,7 @@ from tqdm import tqdm
 from opformer_jax import checkpointing
 from opformer_jax import errors
 from opformer_jax import fileio
+from opformer_jax import layers
 from opformer_jax.evaluate import protocols
 from opformer_jax.evaluate import run as evaluate
 from opformer_jax.data import dataset
@@ -571,6 +572,15 @@ def check_inputs(config: ml_collections.ConfigDict) -> None:
   files, the budget); a one-line `errors.UserError` when one is wrong."""
   sources.resolve(config, _splits_read(config))
   parse_budget(config.train.budget)
+  m = config.model
+  for field, value, allowed in (
+      ("attention_impl", m.attention_impl, layers.ATTENTION_IMPLS),
+      ("part_attention", m.get("part_attention", "grouped"),
+       layers.GROUP_IMPLS),
+      ("loop_impl", m.get("loop_impl", "scan"), model_lib.LOOP_IMPLS)):
+    if value not in allowed:
+      raise errors.UserError(f"--config.model.{field}={value!r}: expected "
+                             f"one of {', '.join(allowed)}")
 
 
 def _validates(config) -> bool:

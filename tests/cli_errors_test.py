@@ -79,6 +79,8 @@ TRAIN = [
      ["text.npz", "text file", "NumPy"]),
     ([QUICK, "--config.model.dpeth=3"], ["dpeth", "'depth'"]),
     ([QUICK, "--config.optim.lr=fast"], ["--config.optim.lr=fast"]),
+    ([QUICK, "--config.model.attention_impl=flash"],
+     ["attention_impl='flash'", "einsum"]),
 ]
 
 EVALUATE = [
@@ -171,6 +173,7 @@ TRAIN_DEFAULT_MODEL = [
     ([f"--workdir={NEW}", "--wild=text.npz"], ["text.npz", "text file"]),
     (["--workdir=a_file"], ["a_file", "existing file"]),
     ([f"--workdir={NEW}", "--export=a_file"], ["a_file", "existing file"]),
+    ([f"--data_dir={NEW}"], ["--workdir", "--prepare_only"]),
 ]
 
 ENTRIES = {

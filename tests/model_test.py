@@ -108,6 +108,12 @@ def test_unknown_loop_impl_is_one_clear_error():
     model_lib.build_model(tiny_cfg(loop_impl="while"))
 
 
+def test_unknown_attention_impl_is_one_clear_error():
+  # Before: any other name silently ran the einsum path.
+  with pytest.raises(ValueError, match="model.attention_impl='flash'"):
+    model_lib.build_model(tiny_cfg(attention_impl="flash"))
+
+
 def test_group_mask_is_block_diagonal_over_the_oparts():
   tab = skeleton.part_table("h36m17", "hip")
   mask = layers.group_mask(tab)

@@ -236,6 +236,18 @@ def test_train_default_model_scores_exports_and_compares(tmp_path,
   assert (tmp_path / "run" / "timings.json").read_text() == timings
 
 
+def test_train_default_model_prepares_data_without_a_workdir(tmp_path):
+  mocap = _tiny_mocap_dir(tmp_path / "mocap")
+  run_tool("train_default_model.py", f"--mocap_dir={mocap}", "--views=1",
+           f"--data_dir={tmp_path}/data", "--prepare_only")
+  names = {p.name for p in (tmp_path / "data").iterdir()}
+  assert {"train.npz", "test_noisy.npz", "generator.json"} <= names, names
+  # The data's own time lies beside it, for the card of a later run on it.
+  timings = json.loads((tmp_path / "data" / "timings.json").read_text())
+  assert timings["data_s"] > 0
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "mocap"]
+
+
 def test_measure_conventions_scores_each_placement(tmp_path, saved_tiny):
   mocap = _tiny_mocap_dir(tmp_path / "mocap")
   out = run_tool("measure_conventions.py", f"--mocap_dir={mocap}",

@@ -27,7 +27,9 @@ _CONFIG = config_flags.DEFINE_config_file(
     "config", os.path.join(os.path.dirname(__file__), "..", "configs",
                            "default_model.py"),
     "Config file (default configs/default_model.py).", lock_config=False)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Training directory.")
+_WORKDIR = flags.DEFINE_string(
+    "workdir", None, "Training directory (not needed with --prepare_only "
+    "and --data_dir).")
 _MOCAP_DIR = flags.DEFINE_string(
     "mocap_dir", "../shared/data/mocap", "Folder with the CMU joint npz "
     "files (cmu_gait.npz, cmu_actions.npz, cmu_subject131.npz).")
@@ -105,6 +107,15 @@ def _hips(convention):
   return f"hips {up:g} mm higher, {out:g} mm wider"
 
 
+def _mix_text():
+  """The training mix of 2D conventions in words (`wild_views.MIX_*`)."""
+  from opformer_jax.data import wild_views
+  (up0, up1), (out0, out1), _ = wild_views.MIX_HIP_MM
+  return (f"hips {up0:g} to {up1:g} mm up and {out0:g} to {out1:g} mm out of "
+          f"the joint centres, {wild_views.MIX_HALPE:.0%} of the views "
+          "Halpe-26 with head top and neck")
+
+
 def _convention_splits(results):
   """The noisy held-out splits, joint centres first, then each convention."""
   return [s for s in results["new"] if s.startswith("test_noisy")]
@@ -169,8 +180,7 @@ them) and detector-like noise: size-proportional jitter, outliers, left/right
 swaps, dropped joints and missed frames (confidence 0, interpolated as
 `infer` does), confidences or none (`opformer_jax/data/wild_views.py`);
 each view places hips, head and neck as a random 2D convention would
-(hips -20 to 90 mm up and 0 to 60 mm out of the joint centres, a quarter of
-the views Halpe-26 with head top and neck: `wild_views.random_convention`).
+({_mix_text()}: `wild_views.random_convention`).
 
 Licence of the data: CMU Graphics Lab Motion Capture Database, free for
 research and commercial use, no resale of the data. The data used in this
@@ -271,11 +281,16 @@ def check_flags():
   Returns:
     (the wild files to score, {label: loaded baseline (model, config)}).
   """
+  from opformer_jax import errors
   from opformer_jax import fileio
   from opformer_jax import pretrained
   from opformer_jax.data import wild_views
   from opformer_jax.infer import lift
-  fileio.check_output_dir(_WORKDIR.value, "--workdir")
+  if not _WORKDIR.value and not (_PREPARE_ONLY.value and _DATA_DIR.value):
+    raise errors.UserError("--workdir: missing; expected a training folder "
+                           "(or --prepare_only with --data_dir)")
+  if _WORKDIR.value:
+    fileio.check_output_dir(_WORKDIR.value, "--workdir")
   if _DATA_DIR.value:
     fileio.check_output_dir(_DATA_DIR.value, "--data_dir")
   if _EXPORT.value:
@@ -303,16 +318,16 @@ def main(argv):
   from opformer_jax import fileio
   from opformer_jax import pretrained
   from opformer_jax import train as train_lib
-  workdir = os.path.abspath(_WORKDIR.value)
-  data_dir = _DATA_DIR.value or os.path.join(workdir, "data")
+  data_dir = _DATA_DIR.value or os.path.join(_WORKDIR.value, "data")
   t0 = time.time()
   paths, generated = prepare(data_dir, _MOCAP_DIR.value, _DATA_SEED.value,
                              _VIEWS.value)
-  os.makedirs(workdir, exist_ok=True)
-  if generated:
-    _timings(workdir, data_s=time.time() - t0)
+  if generated:   # beside the data, so a run on prepared data reads it too
+    _timings(data_dir, data_s=time.time() - t0)
   if _PREPARE_ONLY.value:
     return
+  workdir = os.path.abspath(_WORKDIR.value)
+  os.makedirs(workdir, exist_ok=True)
   config = ml_collections.ConfigDict(_CONFIG.value.to_dict())
   config.data.train_path = paths["train"]
   config.data.test_path = paths["test_noisy"]
@@ -325,22 +340,22 @@ def main(argv):
     _timings(workdir, train_s=time.time() - t0 + _timings(workdir).get(
         "train_s", 0.0))
   model, step, _ = checkpointing.restore_model(config, workdir, "latest")
+  timings = {**_timings(workdir), **_timings(data_dir)}
   results = {"new": _score_all(model, config, paths, wild)}
   if baselines:
     results["baselines"] = {label: _score_all(*b, paths, wild)
                             for label, b in baselines.items()}
   fileio.write_text(os.path.join(workdir, "default_model_results.json"),
-                    json.dumps({"step": step, **_timings(workdir),
-                                **results}, indent=1))
+                    json.dumps({"step": step, **timings, **results},
+                               indent=1))
   if _EXPORT.value:
     config.data.train_path = None
     config.data.test_path = None
     out = pretrained.save(model, config, _EXPORT.value, card=card_text(
-        config, step, results, _timings(workdir)))
+        config, step, results, timings))
     print("exported " + ", ".join(out))
 
 
 if __name__ == "__main__":
   cli.reexec_with_allocator()
-  flags.mark_flag_as_required("workdir")
   cli.run(main)
