@@ -301,7 +301,7 @@ def check_flags():
     label = label or ("previous" if i == 0 else os.path.basename(
         os.path.normpath(path)))
     baselines[label] = pretrained.load(path)
-  wild = _wild_paths()
+  wild = [] if _PREPARE_ONLY.value else _wild_paths()   # not scored then
   for path in wild:
     lift.check_input(path, lift.Options(render="none"))
   data_dir = _DATA_DIR.value or os.path.join(_WORKDIR.value, "data")
