@@ -155,14 +155,16 @@ def probe(path: str, fps: float | None = None) -> VideoInfo:
   container, stream = _open(path)
   try:
     first = next(_decode(path, container, stream), None)
+    # Read while open: PyAV >= 18.1.1 refuses a closed container's stream.
+    rate = float(stream.average_rate) if stream.average_rate else None
+    n_frames = stream.frames or None
   finally:
     container.close()
   if first is None:
     raise errors.DataError(errors.bad_input(path, "holds no decodable frame",
                                             _EXPECTED))
-  rate = float(stream.average_rate) if stream.average_rate else None
   h, w = first[1].rgb.shape[:2]
-  return VideoInfo((w, h), rate, stream.frames or None, first[0])
+  return VideoInfo((w, h), rate, n_frames, first[0])
 
 
 def _read_image(path: str) -> np.ndarray:
