@@ -28,11 +28,12 @@ Intel Xeon (the other core trained the depth-2 candidate; one process gets
 no faster from the second core), data 16 s. A search at equal wall-clock
 time on this task chose T, width, batch, lr and the views per sequence, and
 1.5-hour runs chose depth 3 over depth 2 (45,000 updates), depth 4 (18,000)
-and dim 96 (14,500) (docs/default_model.md, "The search"). Held-out CMU views, noisy 2D with
-COCO-17 hips: 54.6 mm MPJPE, P-MPJPE 45.0 mm (Halpe-26 54.3, BlazePose
-53.7; at the mocap's joint centres, which no detector writes, 65.6; all in
-MODEL_CARD.md, written by the run). Runs are deterministic for a given seed
-and machine (fixed data seed, fixed update count).
+and dim 96 (14,500) (docs/default_model.md, "The search"). Held-out CMU
+views, noisy 2D with COCO-17 hips: 54.6 mm MPJPE, P-MPJPE 45.0 mm (Halpe-26
+54.3, BlazePose 53.7; at the mocap's joint centres, which no detector
+writes, 65.6; all in MODEL_CARD.md, written by the run). Runs are
+deterministic for a given seed and machine (fixed data seed, fixed update
+count).
 
 Arguments: data_dir=..., frames=N, depth=N, dim=N, lr=X, batch=N,
 budget=30000u|15m, test=clean|noisy|noisy_coco17|noisy_halpe26|
