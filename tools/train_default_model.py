@@ -273,6 +273,11 @@ def _wild_paths():
   return plausibility.wild2d_paths()
 
 
+def _data_dir():
+  """--data_dir, or WORKDIR/data."""
+  return _DATA_DIR.value or os.path.join(_WORKDIR.value, "data")
+
+
 def check_flags():
   """One line (`errors.UserError`) for a bad flag, before anything is
   written: the folders, the mocap files (when the data must be made), the
@@ -304,8 +309,7 @@ def check_flags():
   wild = [] if _PREPARE_ONLY.value else _wild_paths()   # not scored then
   for path in wild:
     lift.check_input(path, lift.Options(render="none"))
-  data_dir = _DATA_DIR.value or os.path.join(_WORKDIR.value, "data")
-  if not os.path.exists(os.path.join(data_dir, "generator.json")):
+  if not os.path.exists(os.path.join(_data_dir(), "generator.json")):
     wild_views.mocap_inputs(_MOCAP_DIR.value)
   return wild, baselines
 
@@ -318,7 +322,7 @@ def main(argv):
   from opformer_jax import fileio
   from opformer_jax import pretrained
   from opformer_jax import train as train_lib
-  data_dir = _DATA_DIR.value or os.path.join(_WORKDIR.value, "data")
+  data_dir = _data_dir()
   t0 = time.time()
   paths, generated = prepare(data_dir, _MOCAP_DIR.value, _DATA_SEED.value,
                              _VIEWS.value)
