@@ -28,8 +28,9 @@ Intel Xeon (the other core trained the depth-2 candidate; one process gets
 no faster from the second core), data 16 s. A search at equal wall-clock
 time on this task chose T, width, batch, lr and the views per sequence, and
 1.5-hour runs chose depth 3 over depth 2 (45,000 updates), depth 4 (18,000)
-and dim 96 (14,500); 32 or 64 views per sequence (--views) scored as 16
-(within 0.4 mm) (docs/default_model.md, "The search"). Held-out CMU
+and dim 96 (14,500), and 32 or 64 views per sequence (--views) scored
+within 0.4 mm of 16 (docs/default_model.md, "The search" and "The long
+pair"). Held-out CMU
 views, noisy 2D with COCO-17 hips: 54.6 mm MPJPE, P-MPJPE 45.0 mm (Halpe-26
 54.3, BlazePose 53.7; at the mocap's joint centres, which no detector
 writes, 65.6; all in MODEL_CARD.md, written by the run). Runs are
